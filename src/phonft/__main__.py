@@ -1,0 +1,5 @@
+import sys
+
+from phonft.cli import main
+
+sys.exit(main())

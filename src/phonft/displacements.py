@@ -1,0 +1,126 @@
+"""displacements stage: finite-displacement supercells for fc2 (phonopy) and fc3 (phono3py).
+
+``results/displacements/<m>/`` receives:
+
+- ``phonopy_disp.yaml`` (Å), and ``phono3py_disp.yaml`` when fc3 is asked for;
+- ``vasp/``: ``phonopy_disp.yaml``, ``SPOSCAR`` and ``POSCAR-001``...;
+- ``qe/``: ``phonopy_disp.yaml`` in Bohr (as ``phonopy --qe`` writes it), ``supercell.in``
+  and ``supercell-001.in``... (pw.x ``ATOMIC_POSITIONS``/``CELL_PARAMETERS`` blocks; add
+  your own ``&control``/pseudopotential header);
+- ``vasp-fc3/``, ``qe-fc3/``: the same for the phono3py set;
+- ``manifest.json``: counts, supercell matrix and the protocol record.
+
+Run DFT on those supercells anywhere, then point the material's ``reference`` at the
+outputs (formats ``vasprun``, ``qe``, ``phono3py``) to bring the results back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from phonopy import Phonopy
+from phonopy.interface.calculator import get_calculator_physical_units, write_supercells_with_displacements
+from phonopy.structure.atoms import PhonopyAtoms
+
+from phonft.io import atomic_directory, atomic_write_json
+from phonft.protocols import DisplacementProtocol
+
+CALCULATORS = ("vasp", "qe")
+
+# 'auto' is passed explicitly; phonopy still warns that v3 defaulted to the identity.
+warnings.filterwarnings("ignore", message="primitive_matrix defaulted", category=Warning)
+# QE inputs carry phonopy's placeholder pseudopotential names, documented in the README.
+warnings.filterwarnings("ignore", message="Optional structure information", category=UserWarning)
+
+
+def read_unitcell(path: str | os.PathLike) -> PhonopyAtoms:
+    """Read a POSCAR (or any ase-readable file) as a PhonopyAtoms in Å."""
+    from phonft.structures import read_structure_file
+
+    atoms = read_structure_file(path)
+    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.array(atoms.cell),
+                        scaled_positions=atoms.get_scaled_positions())
+
+
+def supercell_matrix(unitcell: PhonopyAtoms, protocol: DisplacementProtocol) -> np.ndarray:
+    """The protocol's matrix, or the smallest diagonal one with every vector ≥ min_length_A."""
+    if protocol.supercell_matrix is not None:
+        m = np.array(protocol.supercell_matrix, dtype=int)
+        return np.diag(m) if m.shape == (3,) else m
+    lengths = np.linalg.norm(np.asarray(unitcell.cell), axis=1)
+    return np.diag(np.maximum(1, np.ceil(protocol.min_length_A / lengths)).astype(int))
+
+
+def _primitive(protocol: DisplacementProtocol):
+    return protocol.primitive_matrix if isinstance(protocol.primitive_matrix, str) else np.array(protocol.primitive_matrix)
+
+
+def _scaled(cell: PhonopyAtoms, factor: float) -> PhonopyAtoms:
+    return PhonopyAtoms(symbols=cell.symbols, cell=np.asarray(cell.cell) * factor,
+                        scaled_positions=cell.scaled_positions, masses=cell.masses,
+                        magnetic_moments=cell.magnetic_moments)
+
+
+def generate_fc2(unitcell: PhonopyAtoms, protocol: DisplacementProtocol, calculator: str = "vasp") -> Phonopy:
+    """A phonopy object with the fc2 displacement set, in ``calculator``'s length unit."""
+    to_A = get_calculator_physical_units(calculator).distance_to_A
+    ph = Phonopy(_scaled(unitcell, 1.0 / to_A), supercell_matrix=supercell_matrix(unitcell, protocol),
+                 primitive_matrix=_primitive(protocol), symprec=protocol.symprec / to_A,
+                 calculator=None if calculator == "vasp" else calculator, log_level=0)
+    ph.generate_displacements(distance=protocol.distance_A / to_A)
+    return ph
+
+
+def generate_fc3(unitcell: PhonopyAtoms, protocol: DisplacementProtocol, calculator: str = "vasp"):
+    """A phono3py object with the fc3 displacement set, in ``calculator``'s length unit."""
+    from phono3py import Phono3py
+
+    to_A = get_calculator_physical_units(calculator).distance_to_A
+    ph3 = Phono3py(_scaled(unitcell, 1.0 / to_A), supercell_matrix=supercell_matrix(unitcell, protocol),
+                   primitive_matrix=_primitive(protocol), symprec=protocol.symprec / to_A,
+                   calculator=None if calculator == "vasp" else calculator, log_level=0)
+    ph3.generate_displacements(distance=protocol.fc3_distance_A / to_A)
+    return ph3
+
+
+def _write_inputs(folder: Path, calculator: str, supercell, cells, ids) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(folder):
+        write_supercells_with_displacements(calculator, supercell, cells, displacement_ids=ids,
+                                            zfill_width=3 if len(cells) < 1000 else 5)
+
+
+def write_displacements(out_dir: str | os.PathLike, material: str, unitcell: PhonopyAtoms,
+                        protocol: DisplacementProtocol) -> dict:
+    """Generate and write every displacement set atomically; return the manifest."""
+    manifest: dict = {"material": material, "calculators": list(CALCULATORS), **protocol.record()}
+    with atomic_directory(out_dir) as tmp:
+        for calc in CALCULATORS:
+            ph = generate_fc2(unitcell, protocol, calc)
+            sub = tmp / calc
+            _write_inputs(sub, calc, ph.supercell, ph.supercells_with_displacements,
+                          np.arange(len(ph.supercells_with_displacements)) + 1)
+            ph.save(sub / "phonopy_disp.yaml", settings={"force_sets": False, "displacements": True,
+                                                         "force_constants": False})
+            if calc == "vasp":
+                ph.save(tmp / "phonopy_disp.yaml", settings={"force_sets": False, "displacements": True,
+                                                            "force_constants": False})
+                manifest["supercell_matrix"] = np.asarray(ph.supercell_matrix).tolist()
+                manifest["n_atoms_supercell"] = len(ph.supercell)
+                manifest["n_displacements_fc2"] = len(ph.supercells_with_displacements)
+            if protocol.fc3:
+                ph3 = generate_fc3(unitcell, protocol, calc)
+                cells = [c for c in ph3.supercells_with_displacements if c is not None]
+                ids = [i + 1 for i, c in enumerate(ph3.supercells_with_displacements) if c is not None]
+                sub3 = tmp / f"{calc}-fc3"
+                _write_inputs(sub3, calc, ph3.supercell, cells, ids)
+                ph3.save(str(sub3 / "phono3py_disp.yaml"))
+                if calc == "vasp":
+                    ph3.save(str(tmp / "phono3py_disp.yaml"))
+                    manifest["n_displacements_fc3"] = len(cells)
+        atomic_write_json(tmp / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,71 @@
+"""Synthetic references: forces from an ASE calculator instead of DFT.
+
+This exists for tests and demonstrations of the chain only. Every output made this way
+is marked ``"synthetic": true`` with the calculator's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from phonopy import Phonopy
+from tqdm import tqdm
+
+from phonft.errors import ConfigError
+from phonft.references.readers import (
+    RawReference,
+    _remove_drift,
+    check_forces,
+    load_phonopy_yaml,
+    normalised_phonopy,
+)
+
+KNOWN_CALCULATORS = {
+    "emt": "ase.calculators.emt:EMT",
+    "lj": "ase.calculators.lj:LennardJones",
+    "morse": "ase.calculators.morse:MorsePotential",
+}
+
+
+def make_calculator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
+    """An ASE calculator from a short name (``emt``) or ``module:Class``."""
+    target = KNOWN_CALCULATORS.get(name.lower(), name)
+    if ":" not in target:
+        raise ConfigError(
+            f"unknown engine calculator '{name}'. Use one of {', '.join(KNOWN_CALCULATORS)} "
+            "or 'package.module:ClassName'."
+        )
+    module, cls = target.split(":", 1)
+    try:
+        factory = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import engine calculator '{target}': {exc}") from exc
+    return factory(**(kwargs or {}))
+
+
+def to_ase(cell: Any) -> Atoms:
+    """PhonopyAtoms -> ase.Atoms (periodic)."""
+    return Atoms(symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
+
+
+def run_engine(disp_yaml: str | Path, calculator: str, kwargs: dict[str, Any] | None = None) -> RawReference:
+    """Compute the forces of every displaced supercell in ``disp_yaml`` with ``calculator``."""
+    disp_yaml = Path(disp_yaml)
+    ph: Phonopy = normalised_phonopy(load_phonopy_yaml(disp_yaml))
+    calc = make_calculator(calculator, kwargs)
+    forces = []
+    for cell in tqdm(ph.supercells_with_displacements, desc=f"engine {calculator}", unit="supercell"):
+        atoms = to_ase(cell)
+        atoms.calc = calc
+        forces.append(np.asarray(atoms.get_forces(), dtype=np.float64))
+    forces = check_forces(np.asarray(forces), len(forces), len(ph.supercell), disp_yaml)
+    ph.forces = _remove_drift(forces)
+    return RawReference(
+        ph, "engine", [disp_yaml], synthetic=True,
+        engine={"calculator": calculator, "calculator_kwargs": dict(kwargs or {})},
+        notes=[f"SYNTHETIC: forces from the ASE calculator '{calculator}', not from DFT"],
+    )

@@ -1,0 +1,429 @@
+"""Readers of DFT phonon results, one per format, into one in-memory form.
+
+Every reader returns a :class:`RawReference`: a :class:`phonopy.Phonopy` object in
+phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces, plus a
+:class:`phono3py.Phono3py` object where third-order data exist. Readers never write files.
+Any problem with an input (missing, truncated, corrupt, inconsistent) is raised as an
+:class:`~phonft.errors.InputFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from phonopy import Phonopy
+from phonopy.interface.calculator import get_calc_dataset, get_calculator_physical_units
+from phonopy.structure.atoms import PhonopyAtoms
+
+from phonft.errors import InputFileError
+from phonft.io import COMPRESSED_SUFFIXES, read_text
+
+
+@dataclass
+class RawReference:
+    """DFT displacements and forces for one material, normalised to eV/Å and Å."""
+
+    phonon: Phonopy
+    fmt: str
+    files: list[Path]
+    phono3py: Any = None  # phono3py.Phono3py with an fc3 dataset holding forces
+    synthetic: bool = False
+    engine: dict | None = None
+    source_values: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str, fix: str | None = None) -> Iterator[None]:
+    """Turn any failure while reading ``path`` into an :class:`InputFileError`."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except (Exception, SystemExit) as exc:  # phonopy's CLI helpers may sys.exit()
+        detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        raise InputFileError(
+            path,
+            f"could not be read as {what} ({detail}); the file may be truncated or corrupt.",
+            fix or "re-export or re-copy the file from the DFT run.",
+        ) from exc
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise InputFileError(path, "does not exist.", "check the path in the config's reference entry.")
+    return path
+
+
+@contextlib.contextmanager
+def _decompressed(path: Path) -> Iterator[Path]:
+    """Yield a plain-text copy of a compressed file (or the file itself)."""
+    if path.suffix not in COMPRESSED_SUFFIXES:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="phonft-") as tmp:
+        plain = Path(tmp) / path.with_suffix("").name
+        with reading(path, f"{path.suffix[1:]}-compressed text"):
+            plain.write_text(read_text(path), encoding="utf-8")
+        yield plain
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _scale_atoms(atoms: PhonopyAtoms, to_A: float) -> PhonopyAtoms:
+    return PhonopyAtoms(
+        cell=np.asarray(atoms.cell) * to_A,
+        scaled_positions=atoms.scaled_positions,
+        symbols=atoms.symbols,
+        masses=atoms.masses,
+        magnetic_moments=atoms.magnetic_moments,
+    )
+
+
+def _scale_dataset(dataset: dict, to_A: float, to_eV_per_A: float) -> dict:
+    ds = copy.deepcopy(dataset)
+    if "first_atoms" in ds:
+        for d in ds["first_atoms"]:
+            d["displacement"] = np.asarray(d["displacement"], dtype=float) * to_A
+            if "forces" in d:
+                d["forces"] = np.asarray(d["forces"], dtype=float) * to_eV_per_A
+    else:
+        ds["displacements"] = np.asarray(ds["displacements"], dtype=float) * to_A
+        if "forces" in ds:
+            ds["forces"] = np.asarray(ds["forces"], dtype=float) * to_eV_per_A
+    return ds
+
+
+def normalised_phonopy(phonon: Phonopy, dataset: dict | None = None) -> Phonopy:
+    """A copy of ``phonon`` in VASP units (Å, eV/Å) with ``dataset`` (default: its own).
+
+    Data from other codes (Quantum ESPRESSO writes Bohr and Ry/Bohr) are converted with
+    phonopy's own unit factors, so that everything downstream is code-independent.
+    """
+    units = get_calculator_physical_units(phonon.calculator or "vasp")
+    to_A, to_eVA = units.distance_to_A, units.force_to_eVperA
+    dataset = phonon.dataset if dataset is None else dataset
+    out = Phonopy(
+        _scale_atoms(phonon.unitcell, to_A),
+        supercell_matrix=phonon.supercell_matrix,
+        primitive_matrix=phonon.primitive_matrix,
+        symprec=phonon.symmetry.tolerance,
+        log_level=0,
+    )
+    if dataset:
+        out.dataset = _scale_dataset(dataset, to_A, to_eVA)
+    if phonon.nac_params is not None:
+        out.nac_params = vasp_unit_nac(phonon.nac_params)
+    return out
+
+
+def vasp_unit_nac(nac_params: dict) -> dict:
+    """NAC parameters for VASP units: Born charges and dielectric tensor are unitless;
+    only the unit-conversion factor depends on the code's units."""
+    nac = {k: v for k, v in nac_params.items() if k != "factor"}
+    nac["factor"] = get_calculator_physical_units("vasp").nac_factor
+    return nac
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_forces(forces: np.ndarray, n_disp: int, natom: int, path: Path) -> np.ndarray:
+    """Validate a (n_disp, natom, 3) force array read from ``path``."""
+    forces = np.asarray(forces, dtype=np.float64)
+    if forces.shape != (n_disp, natom, 3):
+        raise InputFileError(
+            path,
+            f"holds forces of shape {forces.shape}, but the displacement set needs "
+            f"({n_disp}, {natom}, 3).",
+            "give one complete force file per displaced supercell, in the displacement order.",
+        )
+    if not np.all(np.isfinite(forces)):
+        raise InputFileError(path, "contains NaN or infinite forces.", "rerun or repair the DFT calculation.")
+    return forces
+
+
+def _check_dataset_forces(phonon: Phonopy, path: Path, dataset: dict | None = None) -> None:
+    ds = phonon.dataset if dataset is None else dataset
+    if not ds:
+        raise InputFileError(path, "holds no displacement dataset.", "use a phonopy_params.yaml written with forces.")
+    if "first_atoms" in ds:
+        natom = ds["natom"]
+        for i, d in enumerate(ds["first_atoms"]):
+            if "forces" not in d:
+                raise InputFileError(path, f"displacement {i + 1} has no forces.", "use a file written with forces.")
+            f = np.asarray(d["forces"], dtype=float)
+            if f.shape != (natom, 3):
+                raise InputFileError(path, f"displacement {i + 1} has forces of shape {f.shape}, not ({natom}, 3).")
+            if not np.all(np.isfinite(f)):
+                raise InputFileError(path, f"displacement {i + 1} has NaN or infinite forces.")
+    else:
+        if "forces" not in ds:
+            raise InputFileError(path, "holds displacements but no forces.", "use a file written with forces.")
+        f = np.asarray(ds["forces"], dtype=float)
+        n = len(ds["displacements"])
+        check_forces(f, n, len(phonon.supercell), path)
+
+
+def _remove_drift(forces: np.ndarray) -> np.ndarray:
+    """Subtract each supercell's mean force (the drift), as ``phonopy -f`` does."""
+    return forces - forces.mean(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
+    """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure."""
+    import phonopy
+
+    _require(path)
+    with _decompressed(path) as plain, reading(path, "a phonopy yaml"):
+        ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
+    return ph
+
+
+def n_displacements(phonon: Phonopy) -> int:
+    ds = phonon.dataset
+    return len(ds["first_atoms"]) if "first_atoms" in ds else len(ds["displacements"])
+
+
+def read_phonopy_params(path: str | os.PathLike) -> RawReference:
+    """``phonopy_params.yaml`` or ``phonopy.yaml`` holding displacements with forces."""
+    path = Path(path)
+    ph = load_phonopy_yaml(path)
+    _check_dataset_forces(ph, path)
+    return RawReference(normalised_phonopy(ph), "phonopy_yaml", [path])
+
+
+def read_force_sets(
+    disp_yaml: str | os.PathLike, force_sets: str | os.PathLike, born: str | os.PathLike | None = None
+) -> RawReference:
+    """``phonopy_disp.yaml`` + ``FORCE_SETS`` (+ ``BORN``)."""
+    from phonopy.file_IO import parse_BORN, parse_FORCE_SETS
+
+    disp_yaml, force_sets = Path(disp_yaml), _require(Path(force_sets))
+    ph = load_phonopy_yaml(disp_yaml)
+    natom = len(ph.supercell)
+    with reading(force_sets, "a phonopy FORCE_SETS file"):
+        dataset = parse_FORCE_SETS(natom=natom, filename=str(force_sets))
+    files = [disp_yaml, force_sets]
+    if "first_atoms" in dataset:
+        n_expected = n_displacements(ph)
+        if len(dataset["first_atoms"]) != n_expected:
+            raise InputFileError(
+                force_sets,
+                f"holds {len(dataset['first_atoms'])} displacements, but {disp_yaml.name} has {n_expected}.",
+                "pair FORCE_SETS with the phonopy_disp.yaml it was made from.",
+            )
+        for i, (a, b) in enumerate(zip(dataset["first_atoms"], ph.dataset["first_atoms"], strict=True)):
+            if a["number"] != b["number"] or not np.allclose(a["displacement"], b["displacement"], atol=1e-6):
+                raise InputFileError(
+                    force_sets,
+                    f"displacement {i + 1} does not match {disp_yaml.name}.",
+                    "pair FORCE_SETS with the phonopy_disp.yaml it was made from.",
+                )
+    _check_dataset_forces(ph, force_sets, dataset)
+    if born is not None:
+        born = _require(Path(born))
+        with reading(born, "a phonopy BORN file"):
+            ph.nac_params = parse_BORN(ph.primitive, filename=str(born))
+        files.append(born)
+    return RawReference(normalised_phonopy(ph, dataset), "force_sets", files)
+
+
+def _expand_archives(files: Sequence[Path], workdir: Path) -> list[tuple[Path, Path]]:
+    """(blamed file, readable file) pairs; tar archives are unpacked, members sorted."""
+    out: list[tuple[Path, Path]] = []
+    for f in files:
+        _require(f)
+        if ".tar" in f.suffixes:
+            dest = workdir / f.name
+            with reading(f, "a tar archive of force files"), tarfile.open(f) as tar:
+                members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
+                tar.extractall(dest, members=members, filter="data")
+            out.extend((f, dest / m.name) for m in members)
+        elif f.suffix in COMPRESSED_SUFFIXES:
+            plain = workdir / f.with_suffix("").name
+            with reading(f, "a compressed force file"):
+                plain.write_text(read_text(f), encoding="utf-8")
+            out.append((f, plain))
+        else:
+            out.append((f, f))
+    return out
+
+
+def _read_calc_forces(
+    disp_yaml: Path, files: Sequence[str | os.PathLike], interface: str, what: str
+) -> tuple[Phonopy, np.ndarray, list[Path]]:
+    ph = load_phonopy_yaml(disp_yaml)
+    paths = [Path(f) for f in files]
+    natom = len(ph.supercell)
+    with tempfile.TemporaryDirectory(prefix="phonft-") as tmp:
+        pairs = _expand_archives(paths, Path(tmp))
+        n_expected = n_displacements(ph)
+        if len(pairs) != n_expected:
+            raise InputFileError(
+                paths[0] if len(paths) == 1 else disp_yaml,
+                f"{len(pairs)} {what} files were given, but {disp_yaml.name} has {n_expected} displacements.",
+                "list one output per displaced supercell, in order (disp-001, disp-002, ...).",
+            )
+        forces = []
+        for blamed, readable in pairs:
+            with reading(blamed, what):
+                ds = get_calc_dataset(interface, natom, [str(readable)], verbose=False)
+                f = np.asarray(ds["forces"], dtype=float)
+            forces.append(check_forces(f, 1, natom, blamed)[0])
+    return ph, np.asarray(forces), paths
+
+
+def _with_forces(ph: Phonopy, forces: np.ndarray) -> dict:
+    ds = copy.deepcopy(ph.dataset)
+    forces = _remove_drift(forces)
+    if "first_atoms" in ds:
+        for d, f in zip(ds["first_atoms"], forces, strict=True):
+            d["forces"] = f
+    else:
+        ds["forces"] = forces
+    return ds
+
+
+def read_vasprun(disp_yaml: str | os.PathLike, vaspruns: Sequence[str | os.PathLike]) -> RawReference:
+    """``phonopy_disp.yaml`` + one ``vasprun.xml`` per displacement (or a tar archive)."""
+    disp_yaml = Path(disp_yaml)
+    ph, forces, paths = _read_calc_forces(disp_yaml, vaspruns, "vasp", "VASP vasprun.xml")
+    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "vasprun", [disp_yaml, *paths])
+
+
+def read_qe(disp_yaml: str | os.PathLike, outputs: Sequence[str | os.PathLike]) -> RawReference:
+    """``phonopy_disp.yaml`` (made with ``--qe``) + one pw.x output per displacement."""
+    disp_yaml = Path(disp_yaml)
+    ph, forces, paths = _read_calc_forces(disp_yaml, outputs, "qe", "Quantum ESPRESSO pw.x output")
+    if (ph.calculator or "vasp") != "qe":
+        raise InputFileError(
+            disp_yaml,
+            f"was written for calculator '{ph.calculator or 'vasp'}', not Quantum ESPRESSO.",
+            "create it with `phonopy --qe -d ...` or `phonft displacements --calculator qe`.",
+        )
+    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "qe", [disp_yaml, *paths])
+
+
+MDR_THERMAL_KEYS = ("temperatures", "free_e", "entropy", "heat_capacity")
+
+
+def read_mdr(path: str | os.PathLike) -> RawReference:
+    """An MDR phonon file (phonopy yaml, optionally ``.bz2``) with forces and thermal data.
+
+    The stored force constants are ignored: they are rebuilt from the forces and
+    symmetrized. The stored thermal values and energy (eV per *unit cell*) are kept as
+    ``source_values`` for comparison.
+    """
+    path = _require(Path(path))
+    with reading(path, "an MDR phonon yaml"):
+        raw = yaml.load(read_text(path), Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader)
+    if not isinstance(raw, dict):
+        raise InputFileError(path, "is not a YAML mapping.", "use an MDR phonon yaml(.bz2) file.")
+    missing = [k for k in ("unit_cell", "supercell_matrix", "displacements", *MDR_THERMAL_KEYS) if k not in raw]
+    if missing:
+        raise InputFileError(
+            path,
+            f"lacks the key(s) {', '.join(missing)} of an MDR phonon file; it may be truncated.",
+            "download the file again.",
+        )
+    ph = load_phonopy_yaml(path)
+    _check_dataset_forces(ph, path)
+    n_unit = len(raw["unit_cell"]["points"])
+    energy = raw.get("energy")
+    source_values = {
+        "temperatures_K": [float(t) for t in raw["temperatures"]],
+        "free_energy_kJ_per_mol": [float(x) for x in raw["free_e"]],
+        "entropy_J_per_K_mol": [float(x) for x in raw["entropy"]],
+        "heat_capacity_J_per_K_mol": [float(x) for x in raw["heat_capacity"]],
+        "energy_eV_per_unit_cell": None if energy is None else float(energy),
+        "energy_eV_per_atom": None if energy is None else float(energy) / n_unit,
+    }
+    if "phonon_freq" in raw:
+        source_values["max_stored_frequency_THz"] = float(np.max(raw["phonon_freq"]))
+    notes = ["force constants rebuilt from the stored forces and symmetrized (stored ones ignored)"]
+    return RawReference(normalised_phonopy(ph), "mdr", [path], source_values=source_values, notes=notes)
+
+
+def read_phono3py(
+    path: str | os.PathLike, forces_fc3: str | os.PathLike | None = None
+) -> RawReference:
+    """phono3py data: ``phono3py_disp.yaml`` + ``FORCES_FC3``, or ``phono3py_params.yaml(.xz)``.
+
+    fc2 is built from the fc2 dataset when the file has one (separate phonon supercell),
+    otherwise from the first-level displacements of the fc3 set, as phono3py does.
+    """
+    import phono3py
+    from phono3py.file_IO import parse_FORCES_FC3
+
+    path = _require(Path(path))
+    files = [path]
+    with _decompressed(path) as plain, reading(path, "a phono3py yaml"):
+        ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
+    if (ph3.calculator or "vasp") != "vasp":
+        raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
+    if forces_fc3 is not None:
+        forces_fc3 = _require(Path(forces_fc3))
+        dataset = copy.deepcopy(ph3.dataset)
+        with reading(forces_fc3, "a phono3py FORCES_FC3 file"):
+            parse_FORCES_FC3(dataset, str(forces_fc3))
+        ph3.dataset = dataset
+        files.append(forces_fc3)
+    _check_fc3_forces(ph3, forces_fc3 or path)
+
+    if ph3.phonon_dataset is not None and ph3.phonon_supercell_matrix is not None:
+        fc2_dataset = copy.deepcopy(ph3.phonon_dataset)
+        smat = ph3.phonon_supercell_matrix
+    else:
+        ds = ph3.dataset
+        fc2_dataset = {
+            "natom": ds["natom"],
+            "first_atoms": [
+                {"number": d["number"], "displacement": d["displacement"], "forces": d["forces"]}
+                for d in ds["first_atoms"]
+            ],
+        }
+        smat = ph3.supercell_matrix
+    ph = Phonopy(ph3.unitcell, supercell_matrix=smat, primitive_matrix=ph3.primitive_matrix, log_level=0)
+    ph.dataset = fc2_dataset
+    if ph3.nac_params is not None:
+        ph.nac_params = vasp_unit_nac(ph3.nac_params)
+    _check_dataset_forces(ph, forces_fc3 or path)
+    return RawReference(ph, "phono3py", files, phono3py=ph3)
+
+
+def _check_fc3_forces(ph3: Any, path: Path) -> None:
+    ds = ph3.dataset
+    if not ds:
+        raise InputFileError(path, "holds no fc3 displacement dataset.")
+    natom = len(ph3.supercell)
+    if "first_atoms" not in ds:
+        f = np.asarray(ds.get("forces", []), dtype=float)
+        check_forces(f, len(ds["displacements"]), natom, path)
+        return
+    for d1 in ds["first_atoms"]:
+        entries = [d1, *d1.get("second_atoms", [])]
+        for d in entries:
+            if d.get("included", True) is False:
+                continue
+            if "forces" not in d:
+                raise InputFileError(path, "lacks forces for some displacements; it may be truncated.",
+                                     "regenerate FORCES_FC3 with `phono3py --cf3`.")
+            f = np.asarray(d["forces"], dtype=float)
+            if f.shape != (natom, 3) or not np.all(np.isfinite(f)):
+                raise InputFileError(path, "holds forces of the wrong shape, or NaN.",
+                                     "regenerate FORCES_FC3 with `phono3py --cf3`.")

@@ -1,0 +1,125 @@
+"""Reference specifications: which files hold a material's DFT data, in which format.
+
+A spec is the ``reference`` mapping of a material in ``config/config.yaml``. This module
+only resolves paths (stdlib only, so the Snakefile can import it at parse time); the
+readers live in :mod:`phonft.references.readers`.
+
+Formats and their keys (paths relative to ``path`` when it is a folder):
+
+=============  =====================================================================
+format         files
+=============  =====================================================================
+phonopy_yaml   ``path``: phonopy_params.yaml / phonopy.yaml with forces
+force_sets     ``path``/``phonopy_disp`` (phonopy_disp.yaml), ``force_sets``
+               (FORCE_SETS), ``born`` (BORN, used when present)
+vasprun        ``path``/``phonopy_disp`` + ``files``: vasprun.xml per displacement,
+               or tar archives of them
+qe             ``path``/``phonopy_disp`` + ``files``: pw.x outputs per displacement
+mdr            ``path``: MDR phonon yaml or yaml.bz2
+phono3py       ``path``: phono3py_params.yaml(.xz), or a folder with
+               ``phono3py_disp`` (phono3py_disp.yaml) and ``forces_fc3`` (FORCES_FC3)
+engine         ``calculator`` (+ ``calculator_kwargs``): an ASE calculator computes the
+               forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
+=============  =====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("phonopy_yaml", "force_sets", "vasprun", "qe", "mdr", "phono3py", "engine")
+
+
+class SpecError(ValueError):
+    """A reference spec is incomplete or names an unknown format."""
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """A resolved reference spec: the format and absolute input paths."""
+
+    format: str
+    main: Path | None = None  # phonopy/phono3py yaml, MDR file, or phonopy_disp.yaml
+    force_sets: Path | None = None
+    born: Path | None = None
+    files: tuple[Path, ...] = ()
+    forces_fc3: Path | None = None
+    calculator: str | None = None
+    calculator_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list[Path]:
+        """Every file the reference is read from (for Snakemake's ``input:``)."""
+        out = [p for p in (self.main, self.force_sets, self.born, self.forces_fc3) if p is not None]
+        return out + list(self.files)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.format == "engine"
+
+
+def _abs(base: Path, p: str | os.PathLike) -> Path:
+    p = Path(os.path.expanduser(os.fspath(p)))
+    return p if p.is_absolute() else base / p
+
+
+def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> ReferenceSpec:
+    """Resolve a config ``reference`` mapping against ``base_dir`` (the workflow root)."""
+    if not isinstance(spec, dict) or "format" not in spec:
+        raise SpecError("a reference needs a 'format' key, one of: " + ", ".join(FORMATS))
+    fmt = spec["format"]
+    if fmt not in FORMATS:
+        raise SpecError(f"unknown reference format '{fmt}'; use one of: {', '.join(FORMATS)}")
+    base = Path(base_dir)
+    if fmt == "engine":
+        if not spec.get("calculator"):
+            raise SpecError("an 'engine' reference needs 'calculator' (e.g. emt)")
+        return ReferenceSpec(fmt, calculator=spec["calculator"],
+                             calculator_kwargs=dict(spec.get("calculator_kwargs") or {}))
+    if "path" not in spec:
+        raise SpecError(f"a '{fmt}' reference needs 'path'")
+    path = _abs(base, spec["path"])
+    is_dir = path.is_dir() or (not path.suffix and fmt in ("force_sets", "vasprun", "qe"))
+    folder = path if is_dir else path.parent
+
+    def in_folder(key: str, default: str | None) -> Path | None:
+        name = spec.get(key, default)
+        return None if name in (None, False) else _abs(folder, name)
+
+    if fmt in ("phonopy_yaml", "mdr"):
+        main = in_folder("file", "phonopy_params.yaml") if is_dir else path
+        return ReferenceSpec(fmt, main=main)
+    if fmt == "force_sets":
+        born = in_folder("born", "BORN")
+        if born is not None and "born" not in spec and not born.exists():
+            born = None  # BORN is optional unless named explicitly
+        return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"),
+                             force_sets=in_folder("force_sets", "FORCE_SETS"), born=born)
+    if fmt in ("vasprun", "qe"):
+        files = spec.get("files")
+        if not files:
+            raise SpecError(f"a '{fmt}' reference needs 'files', one force output per displacement")
+        return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"),
+                             files=tuple(_abs(folder, f) for f in files))
+    # phono3py
+    if is_dir:
+        return ReferenceSpec(fmt, main=in_folder("phono3py_disp", "phono3py_disp.yaml"),
+                             forces_fc3=in_folder("forces_fc3", "FORCES_FC3"))
+    fc3 = spec.get("forces_fc3")
+    return ReferenceSpec(fmt, main=path, forces_fc3=None if fc3 is None else _abs(folder, fc3))
+
+
+def material_reference(material: str, entry: dict[str, Any], results_dir: str = "results") -> dict[str, Any]:
+    """A material's effective reference mapping.
+
+    A material given only by ``structure: {mdr_id: ...}`` uses the MDR file that the
+    structures stage downloaded next to its structure.
+    """
+    if entry.get("reference"):
+        return dict(entry["reference"])
+    if "mdr_id" in (entry.get("structure") or {}):
+        return {"format": "mdr", "path": f"{results_dir}/structures/{material}/mdr.yaml.bz2"}
+    raise SpecError(f"material '{material}' has no 'reference' (and no structure.mdr_id to take one from)")
