@@ -20,132 +20,23 @@ Example
 
 from __future__ import annotations
 
-import logging
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-from phonopy.file_IO import write_force_constants_to_hdf5
+from phonft.references.spec import FORMATS, ReferenceSpec, SpecError, material_reference, resolve
 
-from phonft.errors import ConfigError
-from phonft.io import atomic_directory, atomic_write_json, sha256_file
-from phonft.phonons import phonon_summary, produce_force_constants
-from phonft.protocols import ReferenceProtocol
-from phonft.references import readers
-from phonft.references.readers import RawReference
-from phonft.references.spec import ReferenceSpec, SpecError, resolve
-
-log = logging.getLogger(__name__)
-
-__all__ = ["Reference", "RawReference", "ReferenceSpec", "read_reference", "resolve"]
+__all__ = ["FORMATS", "Reference", "RawReference", "ReferenceSpec", "SpecError", "material_reference",
+           "read_reference", "resolve"]
 
 
-def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | None = None) -> RawReference:
-    """Dispatch a resolved spec to its reader."""
-    fmt = spec.format
-    if fmt == "phonopy_yaml":
-        return readers.read_phonopy_params(spec.main)
-    if fmt == "force_sets":
-        return readers.read_force_sets(spec.main, spec.force_sets, spec.born)
-    if fmt == "vasprun":
-        return readers.read_vasprun(spec.main, spec.files)
-    if fmt == "qe":
-        return readers.read_qe(spec.main, spec.files)
-    if fmt == "mdr":
-        return readers.read_mdr(spec.main)
-    if fmt == "phono3py":
-        return readers.read_phono3py(spec.main, spec.forces_fc3)
-    if fmt == "engine":
-        from phonft.references.engine import run_engine
+def __getattr__(name: str) -> Any:
+    # The readers import phonopy; load them only when used, so that the Snakefile can
+    # import the (stdlib-only) spec resolver quickly at parse time.
+    if name in ("Reference", "read_reference"):
+        from phonft.references import reference
 
-        if displacements_dir is None:
-            raise ConfigError("an 'engine' reference needs the displacements folder (--displacements)")
-        return run_engine(Path(displacements_dir) / "phonopy_disp.yaml", spec.calculator, spec.calculator_kwargs)
-    raise SpecError(f"unknown format {fmt}")
+        return getattr(reference, name)
+    if name == "RawReference":
+        from phonft.references.readers import RawReference
 
-
-@dataclass
-class Reference:
-    """A material's reference phonons: normalised data, force constants and summary.
-
-    Build with :meth:`read`, then :meth:`write`. Force constants and thermal properties
-    are computed on construction (float64), so that a failing input never leaves files.
-    """
-
-    raw: RawReference
-    protocol: ReferenceProtocol
-    fc2: np.ndarray
-    summary: dict[str, Any]
-    fc3: np.ndarray | None = None
-
-    @classmethod
-    def read(
-        cls,
-        spec: dict | ReferenceSpec,
-        *,
-        base_dir: str | os.PathLike = ".",
-        displacements_dir: str | os.PathLike | None = None,
-        protocol: ReferenceProtocol | None = None,
-    ) -> Reference:
-        """Read, validate and compute everything in memory."""
-        protocol = protocol or ReferenceProtocol()
-        if isinstance(spec, dict):
-            try:
-                spec = resolve(spec, base_dir)
-            except SpecError as exc:
-                raise ConfigError(str(exc)) from exc
-        raw = read_reference(spec, displacements_dir)
-        fc2 = produce_force_constants(raw.phonon, protocol)
-        summary = phonon_summary(raw.phonon, protocol)
-        fc3 = None
-        if raw.phono3py is not None:
-            raw.phono3py.produce_fc3(symmetrize_fc3r=protocol.symmetrize_fc)
-            fc3 = np.asarray(raw.phono3py.fc3, dtype=np.float64)
-        return cls(raw=raw, protocol=protocol, fc2=fc2, summary=summary, fc3=fc3)
-
-    @property
-    def phonon(self):
-        """The :class:`phonopy.Phonopy` object, holding ``fc2``."""
-        return self.raw.phonon
-
-    def thermal_record(self, material: str) -> dict[str, Any]:
-        """The content of ``thermal.json``."""
-        raw = self.raw
-        return {
-            "material": material,
-            "kind": "engine" if raw.synthetic else "dft",
-            "synthetic": raw.synthetic,
-            **({"engine": raw.engine} if raw.engine else {}),
-            **self.summary,
-            "source": {
-                "format": raw.fmt,
-                "files": [str(p) for p in raw.files],
-                "sha256": {p.name: sha256_file(p) for p in raw.files if p.is_file()},
-                "notes": raw.notes,
-                **({"stored_values": raw.source_values} if raw.source_values else {}),
-            },
-            "has_fc3": self.fc3 is not None,
-            **self.protocol.record(),
-        }
-
-    def write(self, out_dir: str | os.PathLike, material: str) -> Path:
-        """Write the normalised folder atomically (all files or none)."""
-        ph = self.raw.phonon
-        with atomic_directory(out_dir) as tmp:
-            ph.save(
-                tmp / "phonopy_params.yaml",
-                settings={"force_sets": True, "displacements": True, "force_constants": False,
-                          "born_effective_charge": True, "dielectric_constant": True},
-            )
-            write_force_constants_to_hdf5(self.fc2, str(tmp / "fc2.hdf5"), physical_unit="eV/angstrom^2")
-            if self.fc3 is not None:
-                from phono3py.file_IO import write_fc3_to_hdf5
-
-                ph3 = self.raw.phono3py
-                write_fc3_to_hdf5(self.fc3, str(tmp / "fc3.hdf5"), p2s_map=ph3.primitive.p2s_map)
-                ph3.save(str(tmp / "phono3py_params.yaml"))
-            atomic_write_json(tmp / "thermal.json", self.thermal_record(material))
-        log.info("wrote %s", out_dir)
-        return Path(out_dir)
+        return RawReference
+    raise AttributeError(name)

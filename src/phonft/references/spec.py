@@ -94,8 +94,8 @@ def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> Referenc
         return ReferenceSpec(fmt, main=main)
     if fmt == "force_sets":
         born = in_folder("born", "BORN")
-        if born is not None and "born" not in spec and not born.exists():
-            born = None  # BORN is optional unless named explicitly
+        if born is not None and spec.get("born", "BORN") == "BORN" and not born.exists():
+            born = None  # the default BORN is optional; a name given explicitly is required
         return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"),
                              force_sets=in_folder("force_sets", "FORCE_SETS"), born=born)
     if fmt in ("vasprun", "qe"):

@@ -1,0 +1,24 @@
+# phonft: crystal structures -> DFT phonon references -> fine-tuned MLIPs -> benchmarks.
+# Thin by design: the physics lives in the `phonft` package, each rule calls its CLI.
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/structures.smk"
+include: "workflow/rules/displacements.smk"
+include: "workflow/rules/references.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),
