@@ -114,11 +114,16 @@ def phonon_summary(phonon: Phonopy, protocol: ReferenceProtocol) -> dict:
 
     ``phonon`` must hold force constants. NAC is switched off unless the protocol asks.
     """
+    nac = phonon.nac_params
     if not protocol.use_nac:
         phonon.nac_params = None
-    freqs = commensurate_frequencies_THz(phonon)
-    stab = assess_stability(freqs, protocol)
-    thermal = thermal_properties(phonon, protocol)
+    try:
+        freqs = commensurate_frequencies_THz(phonon)
+        stab = assess_stability(freqs, protocol)
+        thermal = thermal_properties(phonon, protocol)
+    finally:
+        if nac is not None:
+            phonon.nac_params = nac  # keep the Born charges with the data
     return {
         "omega_max_K": stab.omega_max_K,
         "min_frequency_THz": stab.min_frequency_THz,

@@ -211,7 +211,7 @@ def read_force_sets(
     disp_yaml: str | os.PathLike, force_sets: str | os.PathLike, born: str | os.PathLike | None = None
 ) -> RawReference:
     """``phonopy_disp.yaml`` + ``FORCE_SETS`` (+ ``BORN``)."""
-    from phonopy.file_IO import parse_BORN, parse_FORCE_SETS
+    from phonopy.file_IO import parse_FORCE_SETS
 
     disp_yaml, force_sets = Path(disp_yaml), _require(Path(force_sets))
     ph = load_phonopy_yaml(disp_yaml)
@@ -235,12 +235,20 @@ def read_force_sets(
                     "pair FORCE_SETS with the phonopy_disp.yaml it was made from.",
                 )
     _check_dataset_forces(ph, force_sets, dataset)
-    if born is not None:
-        born = _require(Path(born))
-        with reading(born, "a phonopy BORN file"):
-            ph.nac_params = parse_BORN(ph.primitive, filename=str(born))
-        files.append(born)
+    files += _attach_born(ph, born)
     return RawReference(normalised_phonopy(ph, dataset), "force_sets", files)
+
+
+def _attach_born(ph: Phonopy, born: str | os.PathLike | None) -> list[Path]:
+    """Read a BORN file into ``ph.nac_params``; return it as a used input."""
+    from phonopy.file_IO import parse_BORN
+
+    if born is None:
+        return []
+    born = _require(Path(born))
+    with reading(born, "a phonopy BORN file"):
+        ph.nac_params = parse_BORN(ph.primitive, filename=str(born))
+    return [born]
 
 
 def _expand_archives(files: Sequence[Path], workdir: Path) -> list[tuple[Path, Path]]:
@@ -299,14 +307,17 @@ def _with_forces(ph: Phonopy, forces: np.ndarray) -> dict:
     return ds
 
 
-def read_vasprun(disp_yaml: str | os.PathLike, vaspruns: Sequence[str | os.PathLike]) -> RawReference:
-    """``phonopy_disp.yaml`` + one ``vasprun.xml`` per displacement (or a tar archive)."""
+def read_vasprun(disp_yaml: str | os.PathLike, vaspruns: Sequence[str | os.PathLike],
+                 born: str | os.PathLike | None = None) -> RawReference:
+    """``phonopy_disp.yaml`` + one ``vasprun.xml`` per displacement (or a tar archive) (+ ``BORN``)."""
     disp_yaml = Path(disp_yaml)
     ph, forces, paths = _read_calc_forces(disp_yaml, vaspruns, "vasp", "VASP vasprun.xml")
-    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "vasprun", [disp_yaml, *paths])
+    used = _attach_born(ph, born)
+    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "vasprun", [disp_yaml, *paths, *used])
 
 
-def read_qe(disp_yaml: str | os.PathLike, outputs: Sequence[str | os.PathLike]) -> RawReference:
+def read_qe(disp_yaml: str | os.PathLike, outputs: Sequence[str | os.PathLike],
+            born: str | os.PathLike | None = None) -> RawReference:
     """``phonopy_disp.yaml`` (made with ``--qe``) + one pw.x output per displacement."""
     disp_yaml = Path(disp_yaml)
     ph, forces, paths = _read_calc_forces(disp_yaml, outputs, "qe", "Quantum ESPRESSO pw.x output")
@@ -314,9 +325,11 @@ def read_qe(disp_yaml: str | os.PathLike, outputs: Sequence[str | os.PathLike]) 
         raise InputFileError(
             disp_yaml,
             f"was written for calculator '{ph.calculator or 'vasp'}', not Quantum ESPRESSO.",
-            "create it with `phonopy --qe -d ...` or `phonft displacements --calculator qe`.",
+            "create it with `phonopy --qe -d ...`, or use the qe/phonopy_disp.yaml that "
+            "`phonft displacements` writes.",
         )
-    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "qe", [disp_yaml, *paths])
+    used = _attach_born(ph, born)
+    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "qe", [disp_yaml, *paths, *used])
 
 
 MDR_THERMAL_KEYS = ("temperatures", "free_e", "entropy", "heat_capacity")

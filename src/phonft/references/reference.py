@@ -31,9 +31,9 @@ def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | N
     if fmt == "force_sets":
         return readers.read_force_sets(spec.main, spec.force_sets, spec.born)
     if fmt == "vasprun":
-        return readers.read_vasprun(spec.main, spec.files)
+        return readers.read_vasprun(spec.main, spec.files, spec.born)
     if fmt == "qe":
-        return readers.read_qe(spec.main, spec.files)
+        return readers.read_qe(spec.main, spec.files, spec.born)
     if fmt == "mdr":
         return readers.read_mdr(spec.main)
     if fmt == "phono3py":

@@ -92,17 +92,19 @@ def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> Referenc
     if fmt in ("phonopy_yaml", "mdr"):
         main = in_folder("file", "phonopy_params.yaml") if is_dir else path
         return ReferenceSpec(fmt, main=main)
-    if fmt == "force_sets":
+    born = None
+    if fmt in ("force_sets", "vasprun", "qe"):
         born = in_folder("born", "BORN")
         if born is not None and spec.get("born", "BORN") == "BORN" and not born.exists():
             born = None  # the default BORN is optional; a name given explicitly is required
+    if fmt == "force_sets":
         return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"),
                              force_sets=in_folder("force_sets", "FORCE_SETS"), born=born)
     if fmt in ("vasprun", "qe"):
         files = spec.get("files")
         if not files:
             raise SpecError(f"a '{fmt}' reference needs 'files', one force output per displacement")
-        return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"),
+        return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"), born=born,
                              files=tuple(_abs(folder, f) for f in files))
     # phono3py
     if is_dir:

@@ -1,0 +1,29 @@
+# The two commands of the README:
+#   make demo   runs the default workflow (offline, real DFT data)
+#   make test   runs the test suite
+# Each creates the Python environment first if it is missing (scripts/bootstrap.sh).
+
+CORES ?= 2
+SHELL := /bin/bash
+# Use the active virtualenv/conda env when there is one, else ./.venv.
+BIN := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin,$(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin,.venv/bin))
+
+.PHONY: env demo test dry-run lint report clean
+
+env:
+	@scripts/bootstrap.sh
+
+demo: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+test: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+dry-run: env
+	$(BIN)/snakemake -n
+
+lint: env
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake
