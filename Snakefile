@@ -13,6 +13,12 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    material=MATERIAL_PATTERN,
+
+
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/displacements.smk"
 include: "workflow/rules/references.smk"

@@ -14,9 +14,7 @@ from phonft.references.spec import SpecError, material_reference, resolve  # noq
 RESULTS = "results"
 MATERIALS = list(config["materials"])
 
-
-wildcard_constraints:
-    material="|".join(re.escape(m) for m in MATERIALS),
+MATERIAL_PATTERN = "|".join(re.escape(m) for m in MATERIALS)
 
 
 def material_entry(material):
@@ -39,7 +37,7 @@ def reference_spec(material):
 
 
 def structure_inputs(wildcards):
-    """Files the structures rule reads (none for online sources)."""
+    """Input files of `structures` (none for online sources)."""
     src = material_entry(wildcards.material).get("structure") or {}
     if "file" in src:
         return [src["file"]]
@@ -49,7 +47,7 @@ def structure_inputs(wildcards):
 
 
 def reference_inputs(wildcards):
-    """Files the references rule reads: the DFT data, or the displacements for engines."""
+    """Input files of `references`; the DFT data, or the displacements for engines."""
     m = wildcards.material
     spec = reference_spec(m)
     if spec.synthetic:

@@ -11,6 +11,7 @@ rule references:
         args=reference_args,
         outdir=lambda wc: f"{RESULTS}/references/{wc.material}",
         base=workflow.basedir,
+        results=lambda wc, output: str(Path(output.thermal).parents[2]),
     log:
         "logs/references/{material}.log",
     benchmark:
@@ -23,4 +24,4 @@ rule references:
         "../../envs/phonons.yaml"
     shell:
         "phonft references --material {wildcards.material} --spec {params.spec:q} "
-        "--base-dir {params.base:q} --results-dir {RESULTS} {params.args} --out {params.outdir} > {log} 2>&1"
+        "--base-dir {params.base:q} --results-dir {params.results} {params.args} --out {params.outdir} > {log} 2>&1"

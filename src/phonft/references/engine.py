@@ -54,9 +54,9 @@ def to_ase(cell: Any) -> Atoms:
 
 def run_engine(disp_yaml: str | Path, calculator: str, kwargs: dict[str, Any] | None = None) -> RawReference:
     """Compute the forces of every displaced supercell in ``disp_yaml`` with ``calculator``."""
+    calc = make_calculator(calculator, kwargs)  # a config error is reported before any file is read
     disp_yaml = Path(disp_yaml)
     ph: Phonopy = normalised_phonopy(load_phonopy_yaml(disp_yaml))
-    calc = make_calculator(calculator, kwargs)
     forces = []
     for cell in tqdm(ph.supercells_with_displacements, desc=f"engine {calculator}", unit="supercell"):
         atoms = to_ase(cell)
