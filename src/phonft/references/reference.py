@@ -47,6 +47,15 @@ def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | N
     raise SpecError(f"unknown format {fmt}")
 
 
+def _portable(path: Path) -> str:
+    """A path relative to the working directory when it lies inside it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 @dataclass
 class Reference:
     """A material's reference phonons: normalised data, force constants and summary.
@@ -102,7 +111,7 @@ class Reference:
             **self.summary,
             "source": {
                 "format": raw.fmt,
-                "files": [str(p) for p in raw.files],
+                "files": [_portable(p) for p in raw.files],
                 "sha256": {p.name: sha256_file(p) for p in raw.files if p.is_file()},
                 "notes": raw.notes,
                 **({"stored_values": raw.source_values} if raw.source_values else {}),
