@@ -65,12 +65,19 @@ def _scaled(cell: PhonopyAtoms, factor: float) -> PhonopyAtoms:
                         magnetic_moments=cell.magnetic_moments)
 
 
+def _construction(unitcell: PhonopyAtoms, protocol: DisplacementProtocol, calculator: str) -> tuple[PhonopyAtoms, dict, float]:
+    """Unit cell and constructor arguments in ``calculator``'s length unit (Å for VASP, Bohr for QE)."""
+    to_A = get_calculator_physical_units(calculator).distance_to_A
+    kwargs = dict(supercell_matrix=supercell_matrix(unitcell, protocol), primitive_matrix=_primitive(protocol),
+                  symprec=protocol.symprec / to_A, calculator=None if calculator == "vasp" else calculator,
+                  log_level=0)
+    return _scaled(unitcell, 1.0 / to_A), kwargs, to_A
+
+
 def generate_fc2(unitcell: PhonopyAtoms, protocol: DisplacementProtocol, calculator: str = "vasp") -> Phonopy:
     """A phonopy object with the fc2 displacement set, in ``calculator``'s length unit."""
-    to_A = get_calculator_physical_units(calculator).distance_to_A
-    ph = Phonopy(_scaled(unitcell, 1.0 / to_A), supercell_matrix=supercell_matrix(unitcell, protocol),
-                 primitive_matrix=_primitive(protocol), symprec=protocol.symprec / to_A,
-                 calculator=None if calculator == "vasp" else calculator, log_level=0)
+    cell, kwargs, to_A = _construction(unitcell, protocol, calculator)
+    ph = Phonopy(cell, **kwargs)
     ph.generate_displacements(distance=protocol.distance_A / to_A)
     return ph
 
@@ -79,10 +86,8 @@ def generate_fc3(unitcell: PhonopyAtoms, protocol: DisplacementProtocol, calcula
     """A phono3py object with the fc3 displacement set, in ``calculator``'s length unit."""
     from phono3py import Phono3py
 
-    to_A = get_calculator_physical_units(calculator).distance_to_A
-    ph3 = Phono3py(_scaled(unitcell, 1.0 / to_A), supercell_matrix=supercell_matrix(unitcell, protocol),
-                   primitive_matrix=_primitive(protocol), symprec=protocol.symprec / to_A,
-                   calculator=None if calculator == "vasp" else calculator, log_level=0)
+    cell, kwargs, to_A = _construction(unitcell, protocol, calculator)
+    ph3 = Phono3py(cell, **kwargs)
     ph3.generate_displacements(distance=protocol.fc3_distance_A / to_A)
     return ph3
 
