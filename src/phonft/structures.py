@@ -141,9 +141,9 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path) -> tuple[Atoms
     if rs.format == "engine":
         raise ConfigError("an 'engine' reference has no structure of its own: give 'structure: {file: ...}'")
     if rs.format == "phono3py":
-        from phonft.references.readers import read_phono3py
+        from phonft.references.readers import load_phono3py_yaml
 
-        cell = read_phono3py(rs.main, rs.forces_fc3).phonon.unitcell
+        cell = load_phono3py_yaml(rs.main).unitcell  # the forces are not needed for the cell
     else:
         cell = normalised_phonopy(load_phonopy_yaml(rs.main), dataset={}).unitcell
     atoms = Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)

@@ -372,6 +372,18 @@ def read_mdr(path: str | os.PathLike) -> RawReference:
     return RawReference(normalised_phonopy(ph), "mdr", [path], source_values=source_values, notes=notes)
 
 
+def load_phono3py_yaml(path: Path) -> Any:
+    """``phono3py.load`` a (possibly compressed) phono3py yaml in VASP units, blaming ``path``."""
+    import phono3py
+
+    path = _require(Path(path))
+    with _decompressed(path) as plain, reading(path, "a phono3py yaml"):
+        ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
+    if (ph3.calculator or "vasp") != "vasp":
+        raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
+    return ph3
+
+
 def read_phono3py(
     path: str | os.PathLike, forces_fc3: str | os.PathLike | None = None
 ) -> RawReference:
@@ -380,15 +392,11 @@ def read_phono3py(
     fc2 is built from the fc2 dataset when the file has one (separate phonon supercell),
     otherwise from the first-level displacements of the fc3 set, as phono3py does.
     """
-    import phono3py
     from phono3py.file_IO import parse_FORCES_FC3
 
-    path = _require(Path(path))
+    path = Path(path)
+    ph3 = load_phono3py_yaml(path)
     files = [path]
-    with _decompressed(path) as plain, reading(path, "a phono3py yaml"):
-        ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
-    if (ph3.calculator or "vasp") != "vasp":
-        raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
     if forces_fc3 is not None:
         forces_fc3 = _require(Path(forces_fc3))
         dataset = copy.deepcopy(ph3.dataset)
