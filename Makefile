@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # Use the active virtualenv/conda env when there is one, else ./.venv.
 BIN := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin,$(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin,.venv/bin))
 
-.PHONY: env demo test dry-run lint report clean
+.PHONY: env demo test dry-run lint clean
 
 env:
 	@scripts/bootstrap.sh

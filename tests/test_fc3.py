@@ -24,7 +24,7 @@ def test_fc3_ingestion(si_fc3):
     assert np.abs(ref.fc3.sum(axis=2)).max() < 1e-6 * np.abs(ref.fc3).max()
     for name in ("fc2.hdf5", "fc3.hdf5", "phonopy_params.yaml", "phono3py_params.yaml", "thermal.json"):
         assert (out / name).is_file()
-    assert ref.raw.phono3py.dataset["first_atoms"].__len__() == 1  # one first displacement
+    assert len(ref.raw.phono3py.dataset["first_atoms"]) == 1  # one first displacement
     assert sum(1 + len(d["second_atoms"]) for d in ref.raw.phono3py.dataset["first_atoms"]) == 111
 
 

@@ -22,7 +22,6 @@ from phonft.references.spec import ReferenceSpec, SpecError, resolve
 log = logging.getLogger(__name__)
 
 
-
 def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | None = None) -> RawReference:
     """Dispatch a resolved spec to its reader."""
     fmt = spec.format
