@@ -1,0 +1,104 @@
+"""Hessian columns: sampling, exact (HVP) and finite-difference evaluation, atom weights.
+
+Column ``c = 3 j + b`` of a supercell Hessian is the response of every atom's force to a
+displacement of atom ``j`` along Cartesian ``b``. The trainer draws columns uniformly over
+the 3N degrees of freedom of each structure (:func:`sample_columns`) and evaluates all of
+a batch's columns at once, because the batched graph is block-diagonal:
+
+* :func:`hvp_columns`: one Hessian-vector product per column slot for the whole batch;
+* :func:`fd_columns`: central differences of forces at ±h (one batched forward pass
+  holding the undisplaced and all displaced structures), differentiable in the model's
+  parameters. This is what phonopy evaluates.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from phonft.models.base import Batch, Model, Outputs
+
+
+def sample_columns(n_atoms: Sequence[int], k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` column indices per structure, uniform over its 3N DOFs; shape (B, k)."""
+    return np.stack([rng.integers(0, 3 * n, size=k) for n in n_atoms]).astype(int)
+
+
+def unit_vectors(batch: Batch, cols: np.ndarray, dtype: torch.dtype) -> list[torch.Tensor]:
+    """For each column slot, a (N_total, 3) vector with one 1 inside every structure."""
+    offsets = np.concatenate([[0], np.cumsum(batch.n_atoms.cpu().numpy())[:-1]])
+    n_total = int(batch.n_atoms.sum())
+    vs = []
+    for slot in range(cols.shape[1]):
+        v = torch.zeros(n_total * 3, dtype=dtype, device=batch.n_atoms.device)
+        v[torch.as_tensor(offsets * 3 + cols[:, slot], device=v.device)] = 1.0
+        vs.append(v.view(n_total, 3))
+    return vs
+
+
+def hvp_columns(model: Model, batch: Batch, cols: np.ndarray, outputs: Outputs, create_graph: bool = True
+                ) -> torch.Tensor:
+    """Exact Hessian columns, shape (k, N_total, 3) eV/Å², one HVP per column slot."""
+    vs = unit_vectors(batch, cols, outputs.forces.dtype)
+    return torch.stack([model.hvp(batch, v, outputs, create_graph=create_graph) for v in vs])
+
+
+def displaced(structures: Sequence[Atoms], cols: np.ndarray, h: float) -> list[Atoms]:
+    """For each column slot and structure, the +h and -h displaced copies (slot-major)."""
+    out = []
+    for slot in range(cols.shape[1]):
+        for atoms, c in zip(structures, cols[:, slot]):
+            j, b = divmod(int(c), 3)
+            for sign in (1.0, -1.0):
+                a = atoms.copy()
+                a.positions[j, b] += sign * h
+                out.append(a)
+    return out
+
+
+def fd_columns(model: Model, structures: Sequence[Atoms], cols: np.ndarray, h: float, *, stress: bool = False,
+               create_graph: bool = True) -> tuple[torch.Tensor, Batch, Outputs]:
+    """Central-difference columns, shape (k, N_total, 3) eV/Å², plus the undisplaced outputs.
+
+    One forward pass evaluates the undisplaced structures and all 2·k·B displaced ones;
+    graphs (neighbour lists) are rebuilt for every displaced copy, as phonopy's force
+    evaluations would. Returns the columns, and the undisplaced batch and outputs (for the
+    energy, force and stress terms).
+    """
+    n_struct = len(structures)
+    everything = model.prepare(list(structures) + displaced(structures, cols, h))
+    out = model.evaluate(everything, stress=stress, create_graph=create_graph)
+    n_atoms = everything.n_atoms.tolist()
+    per_structure = torch.split(out.forces, n_atoms)
+    base_atoms = sum(n_atoms[:n_struct])
+    cols_out = []
+    for slot in range(cols.shape[1]):
+        start = n_struct + 2 * n_struct * slot
+        plus = per_structure[start:start + 2 * n_struct:2]
+        minus = per_structure[start + 1:start + 2 * n_struct:2]
+        cols_out.append(torch.cat([-(p - m) / (2.0 * h) for p, m in zip(plus, minus)]))
+    base = Batch(n_atoms=everything.n_atoms[:n_struct], graph=None)
+    base_out = Outputs(energy=out.energy[:n_struct], forces=out.forces[:base_atoms],
+                       stress=None if out.stress is None else out.stress[:n_struct], positions=[])
+    return torch.stack(cols_out), base, base_out
+
+
+def atom_weights(distances_A: np.ndarray, j: int, mode: str, radius_A: float) -> np.ndarray:
+    """Weight of each atom's entries in column of displaced atom ``j``, shape (N, 1).
+
+    ``plain``: all ones. ``near_field``: 1 within ``radius_A`` of atom ``j`` (minimum
+    image), else 0. ``distance``: ``exp(-d / radius_A)``.
+    """
+    d = distances_A[j]
+    if mode == "plain":
+        w = np.ones_like(d)
+    elif mode == "near_field":
+        w = (d <= radius_A).astype(float)
+    elif mode == "distance":
+        w = np.exp(-d / radius_A)
+    else:
+        raise ValueError(f"unknown hessian_norm {mode!r}")
+    return w[:, None]

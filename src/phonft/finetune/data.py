@@ -1,0 +1,140 @@
+"""Training data: phonon structures with DFT force constants, and replay structures.
+
+A :class:`PhononSample` is one material's reference supercell (from
+``results/references/<m>/phonopy_params.yaml``) with its full DFT force constants
+(``fc2.hdf5``, shape (N, N, 3, 3), eV/Å²): column ``c = 3 j + b`` of the supercell
+Hessian is ``fc2[:, j, :, b]``. The supercell is the DFT equilibrium geometry, so its
+force and stress labels are zero. A :class:`ReplaySample` is a labelled structure from
+an extxyz file with ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and ``REF_stress`` (eV/Å³).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from phonft.errors import InputFileError
+
+
+@dataclass
+class PhononSample:
+    material: str
+    atoms: Atoms
+    fc2_eV_A2: np.ndarray
+    distances_A: np.ndarray
+    independent_atoms: np.ndarray
+    energy_eV: float | None = None
+    forces_eV_A: np.ndarray | None = None
+    stress_eV_A3: np.ndarray | None = None
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    def column(self, c: int) -> np.ndarray:
+        """Reference Hessian column ``c`` (eV/Å²), shape (N, 3)."""
+        j, b = divmod(int(c), 3)
+        return self.fc2_eV_A2[:, j, :, b]
+
+
+@dataclass
+class ReplaySample:
+    atoms: Atoms
+    energy_eV: float
+    forces_eV_A: np.ndarray
+    stress_eV_A3: np.ndarray | None
+    tag: str = ""
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+
+def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) -> PhononSample:
+    """Read ``phonopy_params.yaml`` and ``fc2.hdf5`` from a references folder."""
+    import phonopy
+    from phonopy.file_IO import read_force_constants_hdf5
+
+    ref_dir = Path(ref_dir)
+    params, fc_file = ref_dir / "phonopy_params.yaml", ref_dir / "fc2.hdf5"
+    for f in (params, fc_file):
+        if not f.is_file():
+            raise InputFileError(f, "is missing from the references folder.",
+                                 "run `snakemake results/references/<material>/thermal.json` first.")
+    ph = phonopy.load(params, produce_fc=False, log_level=0)
+    sc = ph.supercell
+    atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+    fc2 = np.asarray(read_force_constants_hdf5(str(fc_file)), dtype=np.float64)
+    n = len(atoms)
+    if fc2.shape != (n, n, 3, 3):
+        raise InputFileError(fc_file, f"has shape {fc2.shape}, but the supercell has {n} atoms "
+                             "(full force constants of shape (N, N, 3, 3) are needed).",
+                             "regenerate the references with this version of phonft.")
+    indep = np.asarray(ph.symmetry.get_independent_atoms(), dtype=int)
+    return PhononSample(material=material or ref_dir.name, atoms=atoms, fc2_eV_A2=fc2,
+                        distances_A=atoms.get_all_distances(mic=True), independent_atoms=indep,
+                        forces_eV_A=np.zeros((n, 3)), stress_eV_A3=np.zeros((3, 3)))
+
+
+def _stress_3x3(value) -> np.ndarray:
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    arr = np.asarray(value, dtype=np.float64).ravel()
+    if arr.size == 6:
+        return voigt_6_to_full_3x3_stress(arr)
+    if arr.size == 9:
+        return arr.reshape(3, 3)
+    raise ValueError(f"stress has {arr.size} components; expected 6 (Voigt) or 9")
+
+
+def read_replay(path: str | os.PathLike) -> list[ReplaySample]:
+    """Labelled structures from an extxyz with ``REF_energy``/``REF_forces``/``REF_stress``."""
+    import ase.io
+
+    path = Path(path)
+    try:
+        frames = ase.io.read(path, index=":", format="extxyz")
+    except Exception as exc:  # ase raises many kinds on a corrupt file
+        raise InputFileError(path, f"is not a readable extxyz file ({exc}).",
+                             "regenerate it, or point upstream.file at a valid extxyz.") from exc
+    samples = []
+    for i, a in enumerate(frames):
+        if "REF_energy" not in a.info or "REF_forces" not in a.arrays:
+            raise InputFileError(path, f"frame {i} lacks REF_energy or REF_forces.",
+                                 "label every frame with REF_energy (eV), REF_forces (eV/Å) and "
+                                 "optionally REF_stress (eV/Å³, Voigt or 3x3).")
+        forces = np.asarray(a.arrays["REF_forces"], dtype=np.float64)
+        if not np.all(np.isfinite(forces)) or not np.isfinite(a.info["REF_energy"]):
+            raise InputFileError(path, f"frame {i} has non-finite REF_energy or REF_forces.",
+                                 "drop that frame or fix its labels.")
+        stress = _stress_3x3(a.info["REF_stress"]) if "REF_stress" in a.info else None
+        clean = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
+        samples.append(ReplaySample(clean, float(a.info["REF_energy"]), forces, stress,
+                                    tag=str(a.info.get("config_type", ""))))
+    if not samples:
+        raise InputFileError(path, "holds no structures.", "regenerate the replay set.")
+    return samples
+
+
+def pack_batches(sizes: Sequence[int], budget: int, order: Sequence[int]) -> list[list[int]]:
+    """Greedy node-budget batching: consecutive items of ``order`` while atoms fit ``budget``.
+
+    A structure larger than the budget forms a batch of its own.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i in order:
+        if current and used + sizes[i] > budget:
+            batches.append(current)
+            current, used = [], 0
+        current.append(int(i))
+        used += sizes[i]
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,166 @@
+"""Fine-tuning settings: frozen dataclasses with a digest (see :mod:`phonft.protocols`).
+
+:class:`TrainSettings` holds everything that changes the trained weights. The device is
+deliberately not part of it: a run checkpointed on a GPU may resume on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from phonft.errors import ConfigError
+from phonft.protocols import Protocol
+
+COLUMN_MODES = ("hvp", "fd")
+HESSIAN_NORMS = ("plain", "near_field", "distance")
+
+
+@dataclass(frozen=True)
+class LossWeights(Protocol):
+    """Weights of the loss terms; ``huber_delta`` None means plain MAE terms.
+
+    Energies enter per atom (eV/atom), forces per component (eV/Å), stresses per
+    component (eV/Å³) and Hessian entries per component (eV/Å²).
+    """
+
+    name: ClassVar[str] = "loss_weights"
+    energy: float = 0.0
+    forces: float = 20.0
+    stress: float = 5.0
+    hessian: float = 100.0
+    huber_delta: float | None = None
+
+
+REPLAY_WEIGHTS = LossWeights(energy=500.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
+
+
+def default_column(base_model: str) -> str:
+    """Each backend's default column mode, chosen from held-out measurements (see README).
+
+    CHGNet's 3 Å three-body cutoff makes its energy surface non-smooth, so its exact
+    Hessian is not what phonopy's 0.01 Å finite differences see: ``fd`` trains the
+    quantity that is evaluated. Smooth models (MACE, NEP) use the exact ``hvp`` column.
+    """
+    kind = base_model.split(":", 1)[0]
+    if kind == "chgnet" or base_model.endswith((".pth.tar", ".pth")):
+        return "fd"
+    return "hvp"
+
+
+@dataclass(frozen=True)
+class TrainSettings(Protocol):
+    """How a model is fine-tuned with the PFT phonon loss and replay co-training.
+
+    Attributes
+    ----------
+    base_model, model_options
+        Model spec string (see :mod:`phonft.models`) and options for code-built models.
+    strategy
+        Which parameters train: ``full`` (all), ``freeze`` (all but ``frozen`` patterns).
+    frozen
+        Parameter-name prefixes kept fixed by the ``freeze`` strategy.
+    column
+        ``auto`` (the backend's default, :func:`default_column`), ``hvp``: exact Hessian column by one Hessian-vector product. ``fd``: central
+        difference of forces at ``fd_distance_A``, differentiable in the parameters.
+    columns_per_structure
+        Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs.
+    hessian_norm, near_field_radius_A
+        ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
+        ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
+        by ``exp(-d / near_field_radius_A)``.
+    phonon_weights, replay_weights
+        Loss weights of the phonon step and of the replay steps.
+    replay_steps
+        Replay steps taken after every phonon step (0 disables co-training).
+    lr, weight_decay, grad_clip, ema_decay
+        AdamW learning rate and weight decay, gradient-norm clip, EMA decay.
+    epochs, batch_atoms, replay_batch_atoms
+        Epochs over the phonon training set; node budgets (atoms per batch).
+    dtype
+        Training precision (``float32`` or ``float64``); phonons are evaluated in float64.
+    seed
+        Seeds batching, column sampling and replay order.
+    """
+
+    name: ClassVar[str] = "train"
+    base_model: str = "chgnet"
+    model_options: tuple[tuple[str, Any], ...] = ()
+    method: str = "pft"
+    strategy: str = "full"
+    frozen: tuple[str, ...] = ()
+    column: str = "auto"
+    columns_per_structure: int = 1
+    fd_distance_A: float = 0.01
+    hessian_norm: str = "plain"
+    near_field_radius_A: float = 4.0
+    phonon_weights: LossWeights = field(default_factory=LossWeights)
+    replay_weights: LossWeights = REPLAY_WEIGHTS
+    replay_steps: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    grad_clip: float = 100.0
+    ema_decay: float = 0.999
+    epochs: int = 10
+    batch_atoms: int = 128
+    replay_batch_atoms: int = 64
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.column == "auto":
+            object.__setattr__(self, "column", default_column(self.base_model))
+        if self.column not in COLUMN_MODES:
+            raise ConfigError(f"column must be one of {COLUMN_MODES}, not {self.column!r}")
+        if self.hessian_norm not in HESSIAN_NORMS:
+            raise ConfigError(f"hessian_norm must be one of {HESSIAN_NORMS}, not {self.hessian_norm!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, not {self.dtype!r}")
+        if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1:
+            raise ConfigError("columns_per_structure, epochs and batch_atoms must be positive")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_options)
+
+    @classmethod
+    def from_config(cls, run: dict[str, Any]) -> "TrainSettings":
+        """Build from a ``finetune.runs.<name>`` mapping (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        ignored = {"materials", "split", "upstream", "replay", "device", "description"}
+        kwargs: dict[str, Any] = {}
+        for key, value in run.items():
+            if key in ignored:
+                continue
+            if key not in known:
+                raise ConfigError(f"finetune run: unknown setting '{key}'. Known: {', '.join(sorted(known))}")
+            if key in ("phonon_weights", "replay_weights"):
+                base = LossWeights() if key == "phonon_weights" else REPLAY_WEIGHTS
+                value = LossWeights(**{**base.as_dict(), **(value or {})})
+            elif key == "model_options":
+                value = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (value or {}).items()))
+            elif key == "frozen":
+                value = tuple(value or ())
+            kwargs[key] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class ReplaySettings(Protocol):
+    """How the offline pseudo-label replay set is built (when no upstream data is given).
+
+    Each training structure (the reference unit cell) gives ``copies`` rattled and strained
+    supercells of at least ``min_atoms`` atoms: Gaussian position noise of
+    ``rattle_std_A`` (Å) and a random symmetric strain of up to ``strain_max`` per
+    component. The frozen base model labels them (energy, forces, stress).
+    """
+
+    name: ClassVar[str] = "replay"
+    base_model: str = "chgnet"
+    copies: int = 8
+    rattle_std_A: float = 0.05
+    strain_max: float = 0.02
+    min_atoms: int = 8
+    max_atoms: int = 64
+    val_fraction: float = 0.2
+    seed: int = 0

@@ -1,0 +1,284 @@
+"""The PFT training loop: phonon steps, replay co-training, EMA, model selection, resume.
+
+Per epoch, the phonon training set is shuffled and packed into node-budget batches; for
+each batch the trainer takes one phonon step (sampled Hessian columns plus energy, force
+and stress terms), then ``replay_steps`` replay steps. Every random choice of an epoch is
+drawn from ``numpy.random.default_rng([seed, epoch])``, so a run resumed from an epoch
+checkpoint takes exactly the steps an uninterrupted one would.
+
+After every epoch the EMA weights are scored on the validation structures (one fixed
+column each) and on the held-back replay frames; the best EMA weights by phonon
+validation loss are kept, and a checkpoint is written atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from phonft.errors import ConfigError
+from phonft.finetune.columns import sample_columns
+from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
+from phonft.finetune.settings import TrainSettings
+from phonft.finetune.steps import StepResult, phonon_step, replay_step
+from phonft.finetune.strategies import apply_strategy
+from phonft.io import atomic_torch_save, atomic_write_text
+from phonft.models.base import Model
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("epoch", "steps", "train_loss", "train_hessian_mae", "train_force_mae",
+                  "val_loss", "val_hessian_mae", "replay_energy_mae", "replay_force_mae",
+                  "replay_stress_mae", "lr", "seconds")
+
+
+class EMA:
+    """Exponential moving average of the trainable weights.
+
+    Uses the warm-up ``min(decay, (1 + t) / (10 + t))`` of ``torch_ema`` (which MACE uses),
+    so short runs are not dominated by the initial weights.
+    """
+
+    def __init__(self, params: Sequence[torch.nn.Parameter], decay: float):
+        self.params = list(params)
+        self.decay = decay
+        self.updates = 0
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for s, p in zip(self.shadow, self.params):
+            s.mul_(d).add_(p.detach(), alpha=1 - d)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange live and EMA weights (call twice to restore)."""
+        for s, p in zip(self.shadow, self.params):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": [s.clone() for s in self.shadow]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = state["updates"]
+        for s, v in zip(self.shadow, state["shadow"]):
+            s.copy_(v)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_loss: float
+    metrics: list[dict[str, float]]
+    resumed_from: int | None
+    state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+
+
+def _mean(rows: list[dict[str, float]], key: str) -> float:
+    vals = [r[key] for r in rows if key in r]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+class Trainer:
+    """Fine-tunes ``model`` on phonon samples with replay co-training."""
+
+    def __init__(self, model: Model, settings: TrainSettings, train: Sequence[PhononSample],
+                 val: Sequence[PhononSample], replay_train: Sequence[ReplaySample] = (),
+                 replay_val: Sequence[ReplaySample] = (), checkpoint: str | Path | None = None):
+        if not train:
+            raise ConfigError("the training split holds no phonon structures")
+        self.model, self.settings = model, settings
+        self.train_set, self.val_set = list(train), list(val)
+        self.replay_train, self.replay_val = list(replay_train), list(replay_val)
+        if settings.replay_steps and not self.replay_train:
+            raise ConfigError("replay_steps > 0 but the replay set is empty. Fix: give upstream data, "
+                              "build the pseudo-label set, or set replay_steps: 0.")
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.params = apply_strategy(model, settings.strategy, settings.frozen)
+        self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.ema = EMA(self.params, settings.ema_decay)
+        vrng = np.random.default_rng([settings.seed, 2**31 - 1])
+        self.val_cols = sample_columns([s.n_atoms for s in self.val_set], 1, vrng) if self.val_set else None
+
+    # ------------------------------------------------------------------ steps
+    def _optimise(self, result: StepResult) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        if not torch.isfinite(result.loss):
+            raise FloatingPointError(f"non-finite loss {float(result.loss)}; lower lr or check the labels")
+        torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
+        self.optimizer.step()
+        self.ema.update()
+
+    def _replay_batches(self, rng: np.random.Generator) -> Iterator[list[ReplaySample]]:
+        sizes = [s.n_atoms for s in self.replay_train]
+        while True:
+            for idx in pack_batches(sizes, self.settings.replay_batch_atoms, rng.permutation(len(sizes))):
+                yield [self.replay_train[i] for i in idx]
+
+    def epoch_plan(self, epoch: int) -> tuple[np.random.Generator, list[list[int]]]:
+        rng = np.random.default_rng([self.settings.seed, epoch])
+        order = rng.permutation(len(self.train_set))
+        return rng, pack_batches([s.n_atoms for s in self.train_set], self.settings.batch_atoms, order)
+
+    def train_epoch(self, epoch: int, bar: tqdm | None = None) -> list[dict[str, float]]:
+        rng, batches = self.epoch_plan(epoch)
+        replay = self._replay_batches(rng) if self.settings.replay_steps else None
+        rows = []
+        self.model.train(True)
+        for idx in batches:
+            samples = [self.train_set[i] for i in idx]
+            cols = sample_columns([s.n_atoms for s in samples], self.settings.columns_per_structure, rng)
+            res = phonon_step(self.model, samples, cols, self.settings)
+            self._optimise(res)
+            row = dict(res.parts)
+            for _ in range(self.settings.replay_steps):
+                r = replay_step(self.model, next(replay), self.settings.replay_weights)
+                self._optimise(r)
+            rows.append(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(hess=f"{row['hessian_mae']:.3f}", loss=f"{row['loss']:.3g}")
+        return rows
+
+    # ------------------------------------------------------------------ evaluation
+    def validate(self) -> dict[str, float]:
+        """Phonon validation loss (fixed columns) and replay MAEs of the current weights."""
+        out: dict[str, float] = {}
+        if self.val_set:
+            rows = []
+            sizes = [s.n_atoms for s in self.val_set]
+            for idx in pack_batches(sizes, self.settings.batch_atoms, range(len(sizes))):
+                res = phonon_step(self.model, [self.val_set[i] for i in idx], self.val_cols[idx], self.settings,
+                                  create_graph=False)
+                rows.append({**res.parts, "n": len(idx)})
+            n = sum(r["n"] for r in rows)
+            out["val_loss"] = sum(r["loss"] * r["n"] for r in rows) / n
+            out["val_hessian_mae"] = sum(r["hessian_mae"] * r["n"] for r in rows) / n
+        if self.replay_val:
+            sizes = [s.n_atoms for s in self.replay_val]
+            rows = []
+            for idx in pack_batches(sizes, self.settings.replay_batch_atoms, range(len(sizes))):
+                res = replay_step(self.model, [self.replay_val[i] for i in idx], self.settings.replay_weights,
+                                  create_graph=False)
+                rows.append(res.parts)
+            for key in ("energy_mae", "force_mae", "stress_mae"):
+                out[f"replay_{key}"] = _mean(rows, key)
+        return out
+
+    def validate_ema(self) -> dict[str, float]:
+        self.ema.swap()
+        try:
+            return self.validate()
+        finally:
+            self.ema.swap()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, epoch: int, best: dict[str, Any], metrics: list[dict[str, float]]) -> dict[str, Any]:
+        return {"digest": self.settings.digest(), "epoch": epoch, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "ema": self.ema.state_dict(), "best": best,
+                "metrics": metrics}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        if state.get("digest") != self.settings.digest():
+            raise ConfigError(f"{self.checkpoint}: checkpoint was written with other settings "
+                              f"(digest {state.get('digest')} != {self.settings.digest()}). Fix: delete it "
+                              "to start afresh, or resume with the settings that wrote it.")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.load_state_dict(state["ema"])
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+        """Train for ``settings.epochs``; with ``resume``, continue from the checkpoint.
+
+        ``stop_after`` ends the run after that many epochs of this call (a stand-in for a
+        killed job, used by the tests).
+        """
+        s = self.settings
+        metrics: list[dict[str, float]] = []
+        best: dict[str, Any] = {"epoch": 0, "val_loss": float("inf"), "state": None}
+        start, resumed_from = 1, None
+        if resume and self.checkpoint and self.checkpoint.is_file():
+            state = torch.load(self.checkpoint, map_location=self.model.device, weights_only=False)
+            self._load(state)
+            start, metrics, best = state["epoch"] + 1, state["metrics"], state["best"]
+            resumed_from = state["epoch"]
+            log.info("resumed from %s after epoch %d", self.checkpoint, resumed_from)
+        if not metrics:
+            t0 = time.perf_counter()
+            row = {"epoch": 0, "steps": 0, **self.validate(), "lr": s.lr, "seconds": 0.0}
+            row["seconds"] = time.perf_counter() - t0
+            metrics.append(row)
+            best = self._consider(best, row, 0)
+            log.info("epoch 0 (base model): %s", _fmt(row))
+        n_batches = len(self.epoch_plan(1)[1])
+        steps_done = sum(int(r.get("steps", 0)) for r in metrics)
+        bar = tqdm(total=s.epochs * n_batches, initial=(start - 1) * n_batches, desc="finetune", unit="step",
+                   file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+        ran = 0
+        for epoch in range(start, s.epochs + 1):
+            if stop_after is not None and ran >= stop_after:
+                break
+            t0 = time.perf_counter()
+            rows = self.train_epoch(epoch, bar)
+            steps_done += len(rows)
+            row = {"epoch": epoch, "steps": len(rows), "train_loss": _mean(rows, "loss"),
+                   "train_hessian_mae": _mean(rows, "hessian_mae"), "train_force_mae": _mean(rows, "force_mae"),
+                   **self.validate_ema(), "lr": self.optimizer.param_groups[0]["lr"]}
+            row["seconds"] = time.perf_counter() - t0
+            metrics.append(row)
+            best = self._consider(best, row, epoch)
+            log.info("epoch %d: %s", epoch, _fmt(row))
+            if self.checkpoint:
+                atomic_torch_save(self._state(epoch, best, metrics), self.checkpoint)
+            ran += 1
+        bar.close()
+        return TrainResult(best_epoch=best["epoch"], best_val_loss=best["val_loss"], metrics=metrics,
+                           resumed_from=resumed_from, state=best["state"])
+
+    def _consider(self, best: dict[str, Any], row: dict[str, float], epoch: int) -> dict[str, Any]:
+        """Keep the EMA weights of the epoch with the lowest phonon validation loss.
+
+        Epoch 0 (the base model) is a candidate too. Without validation structures, the
+        last epoch's EMA weights are kept.
+        """
+        val = row.get("val_loss", float("nan"))
+        if np.isfinite(val) and val >= best["val_loss"]:
+            return best
+        self.ema.swap()
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.ema.swap()
+        return {"epoch": epoch, "val_loss": float(val) if np.isfinite(val) else float("inf"), "state": state}
+
+
+def _fmt(row: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch",) and isinstance(v, float))
+
+
+def metrics_csv(metrics: Sequence[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in metrics:
+        writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+    return buf.getvalue()
+
+
+def write_metrics(metrics: Sequence[dict[str, float]], path: str | Path) -> None:
+    atomic_write_text(path, metrics_csv(metrics))

@@ -1,0 +1,90 @@
+"""Models: one interface (:class:`Model`) for every MLIP backend, loaded from a spec string.
+
+Spec strings name a model everywhere in phonft (config, CLI, results):
+
+============================== ====================================================
+``chgnet``                     CHGNet 0.3.0, whose weights ship with the chgnet package
+``chgnet:0.2.0``/``chgnet:r2scan`` other CHGNet releases shipped with chgnet
+``chgnet:/path/model.pth.tar`` a CHGNet file (``CHGNet.from_file`` format)
+``mace:/path/x.model``         a local MACE model file
+``mace-mp:medium-0b3``         a MACE-MP foundation model (downloaded, then cached)
+``mace-small``                 a small random ScaleShiftMACE built from ``options``
+``results/finetune/<run>/model.*`` a phonft fine-tuned model (backend from its suffix)
+============================== ====================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from phonft.errors import ConfigError
+from phonft.models.base import Batch, Model, Outputs
+
+__all__ = ["Batch", "Model", "Outputs", "load_model", "resolve_device"]
+
+_CHGNET_RELEASES = ("0.3.0", "0.2.0", "r2scan")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks CUDA when a GPU is visible, else the CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but torch sees no GPU. Fix: set device: auto or cpu.")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, not {device!r}")
+    return device
+
+
+def _from_path(path: Path, spec: str, dtype: str, device: str) -> Model:
+    if not path.is_file():
+        raise ConfigError(f"model '{spec}': file {path} does not exist. Fix: check the path, or run the "
+                          "finetune rule that writes it.")
+    name = path.name
+    if name.endswith(".model"):
+        from phonft.models.mace import MACEModel
+
+        return MACEModel.from_file(path, dtype=dtype, device=device, spec=spec)
+    if name.endswith((".pth.tar", ".pth", ".pt")):
+        from phonft.models.chgnet import CHGNetModel
+
+        model = CHGNetModel.from_file(path, dtype=dtype, device=device)
+        model.spec = spec
+        return model
+    raise ConfigError(f"model '{spec}': cannot tell the backend of {path} from its suffix. Fix: use "
+                      "'mace:<file>' or 'chgnet:<file>'.")
+
+
+def load_model(spec: str, *, dtype: str = "float32", device: str = "auto",
+               options: dict[str, Any] | None = None) -> Model:
+    """Load the model named by ``spec`` (see the module docstring) on ``device`` in ``dtype``."""
+    device = resolve_device(device)
+    options = dict(options or {})
+    kind, _, arg = spec.partition(":")
+    if kind == "chgnet":
+        from phonft.models.chgnet import CHGNetModel
+
+        if not arg or arg in _CHGNET_RELEASES:
+            return CHGNetModel.pretrained(arg or "0.3.0", dtype=dtype, device=device)
+        return _from_path(Path(arg), spec, dtype, device)
+    if kind == "mace":
+        return _from_path(Path(arg), spec, dtype, device)
+    if kind == "mace-mp":
+        from phonft.models.mace import MACEModel
+
+        return MACEModel.foundation(arg or "medium-0b3", dtype=dtype, device=device)
+    if kind == "mace-small":
+        from phonft.models.mace import MACEModel, small_mace
+
+        if "elements" not in options:
+            raise ConfigError("model 'mace-small' needs options.elements (a list of element symbols).")
+        module = small_mace(**options)
+        return MACEModel(module, spec=spec, dtype=dtype, device=device)
+    if os.sep in spec or spec.endswith((".model", ".pth.tar", ".pt")):
+        return _from_path(Path(spec), spec, dtype, device)
+    raise ConfigError(f"unknown model spec '{spec}'. Fix: use chgnet, chgnet:<file>, mace:<file>, "
+                      "mace-mp:<name>, mace-small, or the path of a fine-tuned model.")

@@ -1,0 +1,101 @@
+"""CHGNet behind phonft's model interface.
+
+CHGNet predicts an intensive energy (eV/atom) from crystal graphs whose Cartesian
+positions are built inside :class:`chgnet.model.model.BatchedGraph` from fractional
+coordinates and the (strained) lattice. This backend keeps those position tensors, so
+forces, stresses and Hessian-vector products are all plain autograd on them. Graphs are
+rebuilt (neighbour lists included) for every new geometry, exactly as CHGNet's own
+calculator does. Its saved format is CHGNet's ``{"model": CHGNet.as_dict()}`` file that
+``CHGNet.from_file`` and ``CHGNetCalculator.from_file`` read.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from ase import Atoms
+
+from phonft.models.base import Batch, Model, Outputs
+
+#: eV/Å³ per GPa; CHGNet's internal stress unit is GPa.
+_GPA_TO_EV_A3 = 1.0 / 160.21766208
+
+
+def _cast_graph(graph, dtype: torch.dtype, device: torch.device):
+    """CHGNet's converter builds float32 graphs; phonons need float64 geometry."""
+    for name in ("atom_frac_coord", "lattice", "neighbor_image"):
+        setattr(graph, name, getattr(graph, name).to(device=device, dtype=dtype))
+    return graph.to(device)
+
+
+class CHGNetModel(Model):
+    backend = "chgnet"
+    native_suffix = ".pth.tar"
+
+    @classmethod
+    def pretrained(cls, name: str = "0.3.0", dtype: str = "float32", device: str = "cpu") -> "CHGNetModel":
+        """The CHGNet weights shipped inside the chgnet package (offline)."""
+        from chgnet.model import CHGNet
+
+        module = CHGNet.load(model_name=name, use_device="cpu", verbose=False)
+        return cls(module, spec="chgnet" if name == "0.3.0" else f"chgnet:{name}", dtype=dtype, device=device)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu") -> "CHGNetModel":
+        from chgnet.model import CHGNet
+
+        module = CHGNet.from_file(os.fspath(path))
+        return cls(module, spec=f"chgnet:{os.fspath(path)}", dtype=dtype, device=device)
+
+    @property
+    def elements(self) -> set[int] | None:
+        return set(range(1, 95))  # CHGNet embeds Z = 1..94
+
+    def prepare(self, structures: Sequence[Atoms]) -> Batch:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        converter = self.module.graph_converter
+        graphs = []
+        for i, atoms in enumerate(structures):
+            self.check_elements(atoms, f"structure {i} ({atoms.get_chemical_formula()})")
+            graph = converter(AseAtomsAdaptor.get_structure(atoms), graph_id=str(i))
+            graphs.append(_cast_graph(graph, self.dtype, self.device))
+        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
+        return Batch(n_atoms=n_atoms, graph=graphs)
+
+    def _composition_energy(self, graphs) -> torch.Tensor | float:
+        comp = self.module.composition_model
+        if comp is None:
+            return 0.0
+        feas = comp._assemble_graphs(graphs).to(device=self.device, dtype=self.dtype)
+        return comp._get_energy(feas)
+
+    def evaluate(self, batch: Batch, *, stress: bool = False, create_graph: bool = False) -> Outputs:
+        from chgnet.model.model import BatchedGraph
+
+        net = self.module
+        with torch.enable_grad():
+            g = BatchedGraph.from_graphs(batch.graph, bond_basis_expansion=net.bond_basis_expansion,
+                                         angle_basis_expansion=net.angle_basis_expansion, compute_stress=stress)
+            pred = net._compute(g)
+            per_atom = pred["e"] + self._composition_energy(batch.graph)
+            energy = per_atom * batch.n_atoms.to(per_atom.dtype) if net.is_intensive else per_atom
+            inputs = list(g.atom_positions) + (list(g.strains) if stress else [])
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, retain_graph=True)
+        n = len(g.atom_positions)
+        forces = -torch.cat(grads[:n], dim=0)
+        sigma = None
+        if stress:
+            volumes = torch.stack([torch.abs(torch.linalg.det(gr.lattice)) for gr in batch.graph])
+            sigma = torch.stack(grads[n:]) / volumes.view(-1, 1, 1)
+        return Outputs(energy=energy, forces=forces, stress=sigma, positions=list(g.atom_positions))
+
+    def save(self, path: str | os.PathLike) -> None:
+        from phonft.io import atomic_torch_save
+
+        state = self.module.as_dict()
+        state["state_dict"] = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.cpu()
+                               for k, v in state["state_dict"].items()}
+        atomic_torch_save({"model": state}, path)

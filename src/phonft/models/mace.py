@@ -1,0 +1,146 @@
+"""MACE behind phonft's model interface.
+
+Three sources: a local ``.model`` file, a named MACE-MP foundation model (downloaded by
+mace-torch into its standard cache, ``~/.cache/mace``), or a small random
+``ScaleShiftMACE`` built in code (:func:`small_mace`), which tests use because no weights
+ship with mace-torch. The forward pass is MACE's own; phonft passes its own position
+leaf and a zero strain (``displacement``), then takes forces, stresses and
+Hessian-vector products by autograd. The native format is the pickled module that
+``MACECalculator(model_paths=...)`` loads.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from phonft.models.base import Batch, Model, Outputs
+
+MACE_MP_NAMES = ("small", "medium", "large", "small-0b", "medium-0b", "small-0b2", "medium-0b2",
+                 "large-0b2", "medium-0b3", "medium-mpa-0", "small-omat-0", "medium-omat-0",
+                 "mace-matpes-pbe-0", "mace-matpes-r2scan-0", "mh-1")
+
+
+def _import_mace():
+    """Import mace before e3nn (e3nn 0.4.4 alone fails under torch>=2.6)."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import mace  # noqa: F401
+    import mace.data
+    import mace.modules
+    import mace.tools
+
+    return mace
+
+
+def small_mace(elements: Sequence[str], *, r_max: float = 4.5, num_channels: int = 16, max_L: int = 1,
+               num_interactions: int = 2, correlation: int = 2, seed: int = 0) -> torch.nn.Module:
+    """A small random ``ScaleShiftMACE`` for the given elements (tests and offline checks).
+
+    Its energy surface is smooth, like every MACE, so its exact Hessian equals finite
+    differences of its forces. Weights are drawn from ``torch.manual_seed(seed)``.
+    """
+    _import_mace()
+    from ase.data import atomic_numbers
+    from e3nn import o3
+    from mace import modules
+
+    zs = sorted(atomic_numbers[s] for s in elements)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return modules.ScaleShiftMACE(
+            r_max=r_max, num_bessel=8, num_polynomial_cutoff=5, max_ell=2,
+            interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            num_interactions=num_interactions, num_elements=len(zs),
+            hidden_irreps=o3.Irreps(f"{num_channels}x0e" + (f" + {num_channels}x1o" if max_L >= 1 else "")),
+            MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.full(len(zs), -3.0),
+            avg_num_neighbors=12.0, atomic_numbers=zs, correlation=correlation,
+            gate=torch.nn.functional.silu, atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+        )
+
+
+class MACEModel(Model):
+    backend = "mace"
+    native_suffix = ".model"
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
+                  spec: str | None = None) -> "MACEModel":
+        _import_mace()
+        module = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+        return cls(module, spec=spec or f"mace:{os.fspath(path)}", dtype=dtype, device=device)
+
+    @classmethod
+    def foundation(cls, name: str, dtype: str = "float32", device: str = "cpu") -> "MACEModel":
+        """A MACE-MP foundation model, downloaded once into mace-torch's cache."""
+        from phonft.errors import NetworkError
+
+        _import_mace()
+        from mace.calculators.foundations_models import download_mace_mp_checkpoint
+
+        try:
+            path = download_mace_mp_checkpoint(name)
+        except Exception as exc:  # urllib raises URLError, socket.timeout, RuntimeError
+            raise NetworkError(f"mace-mp:{name}", f"could not download the MACE-MP model ({exc}).",
+                               "run once with network access (the file is cached in ~/.cache/mace), "
+                               "or name a local file as 'mace:/path/to/model.model'.") from exc
+        return cls.from_file(path, dtype=dtype, device=device, spec=f"mace-mp:{name}")
+
+    @property
+    def elements(self) -> set[int] | None:
+        return {int(z) for z in self.module.atomic_numbers.tolist()}
+
+    @property
+    def r_max(self) -> float:
+        return float(self.module.r_max)
+
+    def prepare(self, structures: Sequence[Atoms]) -> Batch:
+        _import_mace()
+        from mace import data as mdata
+        from mace.tools import AtomicNumberTable, torch_geometric
+
+        z_table = AtomicNumberTable(sorted(self.elements))
+        heads = list(getattr(self.module, "heads", None) or ["Default"])
+        items = []
+        for i, atoms in enumerate(structures):
+            self.check_elements(atoms, f"structure {i} ({atoms.get_chemical_formula()})")
+            clean = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+            config = mdata.config_from_atoms(clean, head_name=heads[0])
+            items.append(mdata.AtomicData.from_config(config, z_table=z_table, cutoff=self.r_max, heads=heads))
+        loader = torch_geometric.dataloader.DataLoader(items, batch_size=len(items), shuffle=False)
+        data = next(iter(loader)).to(self.device).to_dict()
+        data = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in data.items()}
+        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
+        return Batch(n_atoms=n_atoms, graph=data)
+
+    def evaluate(self, batch: Batch, *, stress: bool = False, create_graph: bool = False) -> Outputs:
+        data: dict[str, Any] = dict(batch.graph)
+        positions = data["positions"].detach().clone().requires_grad_(True)
+        data["positions"] = positions
+        inputs = [positions]
+        if stress:
+            strain = torch.zeros((batch.n_structures, 3, 3), dtype=self.dtype, device=self.device, requires_grad=True)
+            data["displacement"] = strain
+            inputs.append(strain)
+        with torch.enable_grad():
+            out = self.module(data, training=create_graph, compute_force=False, compute_displacement=stress)
+            energy = out["energy"]
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, retain_graph=True)
+        sigma = None
+        if stress:
+            cells = batch.graph["cell"].view(-1, 3, 3)
+            volumes = torch.abs(torch.linalg.det(cells))
+            sigma = grads[1] / volumes.view(-1, 1, 1)
+        return Outputs(energy=energy, forces=-grads[0], stress=sigma, positions=[positions])
+
+    def save(self, path: str | os.PathLike) -> None:
+        import copy
+
+        from phonft.io import atomic_torch_save
+
+        module = copy.deepcopy(self.module).to("cpu")
+        atomic_torch_save(module, path)
