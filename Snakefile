@@ -20,11 +20,14 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     material=MATERIAL_PATTERN,
+    run=RUN_PATTERN,
+    variant="|".join(VARIANTS),
 
 
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/displacements.smk"
 include: "workflow/rules/references.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:

@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nac", action="store_true", help="apply the NAC correction from BORN (MDR protocol: off)")
     p.add_argument("--symprec", type=float, default=1e-5, help="symmetry tolerance in Å")
     p.set_defaults(func=cmd_references)
+
+    from phonft.finetune.cli import add_parser as add_finetune
+
+    add_finetune(sub, _common)
     return parser
 
 

@@ -105,4 +105,84 @@ def all_outputs():
             f"{RESULTS}/displacements/{m}/manifest.json",
             f"{RESULTS}/references/{m}/thermal.json",
         ]
+    return out + finetune_outputs()
+
+
+# --------------------------------------------------------------------------- finetune
+
+from phonft.finetune.layout import MODEL_FILE, VARIANTS  # noqa: E402
+from phonft.finetune.split import SplitError, run_split  # noqa: E402
+
+RUNS = dict((config.get("finetune") or {}).get("runs") or {})
+RUN_PATTERN = "|".join(re.escape(r) for r in RUNS) or "no-runs"
+
+
+def run_entry(run):
+    entry = RUNS[run]
+    unknown = [m for m in entry["materials"] if m not in config["materials"]]
+    if unknown:
+        raise WorkflowError(f"config: finetune run '{run}' names unknown materials {unknown}")
+    return entry
+
+
+def run_split_of(run):
+    try:
+        return run_split(run_entry(run))
+    except SplitError as exc:
+        raise WorkflowError(f"config: finetune run '{run}': {exc}")
+
+
+def run_spec_json(run):
+    """The run's entry as JSON, for the CLI's --run-spec."""
+    return json.dumps(run_entry(run), separators=(",", ":"))
+
+
+def run_references(run, which=("train", "val")):
+    """thermal.json of the run's materials in the given parts of the split."""
+    split = run_split_of(run)
+    names = [m for part in which for m in getattr(split, part)]
+    return [f"{RESULTS}/references/{m}/thermal.json" for m in names]
+
+
+def finetuned_model(run):
+    return f"{RESULTS}/finetune/{run}/{MODEL_FILE}"
+
+
+def thermal_model_inputs(wildcards):
+    """The model file a held-out thermal.json needs (none for the base model)."""
+    if wildcards.variant == "finetuned":
+        return {"model": finetuned_model(wildcards.run)}
+    return {}
+
+
+def thermal_model_args(wildcards, input):
+    entry = run_entry(wildcards.run)
+    spec = input.model if wildcards.variant == "finetuned" else entry.get("base_model", "chgnet")
+    args = [f"--model {spec}"]
+    if entry.get("model_options"):
+        args.append("--model-options '" + json.dumps(entry["model_options"], separators=(",", ":")) + "'")
+    return " ".join(args)
+
+
+def reference_protocol_json():
+    cfg = config["references"]
+    fields = {"temperatures_K": cfg["temperatures_K"], "mesh": cfg["mesh"], "fc_calculator": cfg["fc_calculator"],
+              "use_nac": cfg["use_nac"], "symprec": cfg["symprec"]}
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def finetune_device():
+    return (config.get("finetune") or {}).get("device", "auto")
+
+
+def cache_arg():
+    return f"--cache-dir '{config['cache_dir']}'" if config.get("cache_dir") else ""
+
+
+def finetune_outputs():
+    out = []
+    for run in RUNS:
+        out += [finetuned_model(run), f"{RESULTS}/finetune/{run}/train.json"]
+        for m in run_split_of(run).test:
+            out += [f"{RESULTS}/finetune/{run}/thermal/{v}/{m}/thermal.json" for v in VARIANTS]
     return out

@@ -9,7 +9,7 @@ Spec strings name a model everywhere in phonft (config, CLI, results):
 ``mace:/path/x.model``         a local MACE model file
 ``mace-mp:medium-0b3``         a MACE-MP foundation model (downloaded, then cached)
 ``mace-small``                 a small random ScaleShiftMACE built from ``options``
-``results/finetune/<run>/model.*`` a phonft fine-tuned model (backend from its suffix)
+``results/finetune/<run>/model.pt`` a phonft fine-tuned model (backend from its content)
 ============================== ====================================================
 """
 
@@ -40,11 +40,35 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def _sniff_backend(path: Path) -> str:
+    """``chgnet`` or ``mace``, from what a ``.pt`` file holds (a CHGNet dict or a MACE module)."""
+    import torch
+
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    try:
+        import mace  # noqa: F401  (so that a pickled MACE module can be unpickled)
+    except ImportError:
+        pass
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "model_args" in obj["model"]:
+        return "chgnet"
+    if isinstance(obj, torch.nn.Module):
+        return "mace"
+    raise ConfigError(f"{path}: neither a CHGNet file nor a pickled MACE model. Fix: name the backend, "
+                      "'chgnet:<file>' or 'mace:<file>'.")
+
+
 def _from_path(path: Path, spec: str, dtype: str, device: str) -> Model:
     if not path.is_file():
         raise ConfigError(f"model '{spec}': file {path} does not exist. Fix: check the path, or run the "
                           "finetune rule that writes it.")
     name = path.name
+    if name.endswith(".pt"):
+        kind = _sniff_backend(path)
+        if kind == "mace":
+            from phonft.models.mace import MACEModel
+
+            return MACEModel.from_file(path, dtype=dtype, device=device, spec=spec)
     if name.endswith(".model"):
         from phonft.models.mace import MACEModel
 

@@ -70,7 +70,6 @@ class Model(abc.ABC):
 
     backend: str = "?"
     #: File-name suffix of the backend's native saved format.
-    native_suffix: str = ".pt"
 
     def __init__(self, module: torch.nn.Module, spec: str, dtype: str = "float32", device: str = "cpu"):
         self.module = module

@@ -32,7 +32,6 @@ def _cast_graph(graph, dtype: torch.dtype, device: torch.device):
 
 class CHGNetModel(Model):
     backend = "chgnet"
-    native_suffix = ".pth.tar"
 
     @classmethod
     def pretrained(cls, name: str = "0.3.0", dtype: str = "float32", device: str = "cpu") -> "CHGNetModel":

@@ -65,7 +65,6 @@ def small_mace(elements: Sequence[str], *, r_max: float = 4.5, num_channels: int
 
 class MACEModel(Model):
     backend = "mace"
-    native_suffix = ".model"
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",

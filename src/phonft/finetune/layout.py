@@ -1,0 +1,21 @@
+"""File layout of ``results/finetune/<run>/`` (stdlib only: the Snakefile imports it).
+
+::
+
+    results/finetune/<run>/
+        split.json                       train / val / test materials
+        replay/replay.extxyz, manifest.json
+        model.pt                         fine-tuned model, in its backend's native format
+                                         (CHGNet.from_file / MACECalculator read it)
+        train.json                       settings, digest, versions, best epoch, timings
+        metrics.csv, training_curve.png  per-epoch metrics and their figure
+        checkpoints/<digest>/last.pt     epoch checkpoint (for --resume)
+        thermal/{base,finetuned}/<m>/thermal.json   held-out phonons of both models
+"""
+
+from __future__ import annotations
+
+VARIANTS = ("base", "finetuned")
+
+
+MODEL_FILE = "model.pt"
