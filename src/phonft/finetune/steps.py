@@ -23,6 +23,10 @@ class StepResult:
     parts: dict[str, float]
 
 
+def _f(t: torch.Tensor) -> float:
+    return float(t.detach())
+
+
 def _tensor(x, model: Model) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device)
 
@@ -61,21 +65,21 @@ def phonon_step(model: Model, samples: Sequence[PhononSample], cols: np.ndarray,
     weights = None if weights_np is None else _tensor(weights_np, model)
     hess = losses.hessian_column_loss(pred, ref, weights, w.huber_delta)
     total = w.hessian * hess
-    parts = {"hessian_loss": float(hess), "hessian_mae": float(torch.abs(pred - ref).mean())}
+    parts = {"hessian_loss": _f(hess), "hessian_mae": _f(torch.abs(pred - ref).mean())}
     if w.forces > 0:
         ref_f = _tensor(np.concatenate([s.forces_eV_A for s in samples]), model)
         f = losses.force_loss(out.forces, ref_f, w.huber_delta)
         total = total + w.forces * f
-        parts["force_mae"] = float(torch.abs(out.forces - ref_f).mean())
+        parts["force_mae"] = _f(torch.abs(out.forces - ref_f).mean())
     if w.stress > 0:
         ref_s = _tensor(np.stack([s.stress_eV_A3 for s in samples]), model)
         s_loss = losses.stress_loss(out.stress, ref_s, w.huber_delta)
         total = total + w.stress * s_loss
-        parts["stress_mae"] = float(torch.abs(out.stress - ref_s).mean())
+        parts["stress_mae"] = _f(torch.abs(out.stress - ref_s).mean())
     if w.energy > 0 and all(s.energy_eV is not None for s in samples):
         ref_e = _tensor([s.energy_eV for s in samples], model)
         total = total + w.energy * losses.energy_loss(out.energy, ref_e, batch.n_atoms, w.huber_delta)
-    parts["loss"] = float(total)
+    parts["loss"] = _f(total)
     return StepResult(total, parts)
 
 
@@ -91,11 +95,11 @@ def replay_step(model: Model, samples: Sequence[ReplaySample], w: LossWeights, c
     e = losses.energy_loss(out.energy, ref_e, batch.n_atoms, w.huber_delta)
     f = losses.force_loss(out.forces, ref_f, w.huber_delta)
     total = w.energy * e + w.forces * f
-    parts = {"energy_mae": float(torch.abs((out.energy - ref_e) / n).mean()),
-             "force_mae": float(torch.abs(out.forces - ref_f).mean())}
+    parts = {"energy_mae": _f(torch.abs((out.energy - ref_e) / n).mean()),
+             "force_mae": _f(torch.abs(out.forces - ref_f).mean())}
     if has_stress:
         ref_s = _tensor(np.stack([s.stress_eV_A3 for s in samples]), model)
         total = total + w.stress * losses.stress_loss(out.stress, ref_s, w.huber_delta)
-        parts["stress_mae"] = float(torch.abs(out.stress - ref_s).mean())
-    parts["loss"] = float(total)
+        parts["stress_mae"] = _f(torch.abs(out.stress - ref_s).mean())
+    parts["loss"] = _f(total)
     return StepResult(total, parts)

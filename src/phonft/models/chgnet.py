@@ -12,6 +12,7 @@ calculator does. Its saved format is CHGNet's ``{"model": CHGNet.as_dict()}`` fi
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import torch
@@ -23,10 +24,12 @@ from phonft.models.base import Batch, Model, Outputs
 _GPA_TO_EV_A3 = 1.0 / 160.21766208
 
 
-def _cast_graph(graph, dtype: torch.dtype, device: torch.device):
-    """CHGNet's converter builds float32 graphs; phonons need float64 geometry."""
-    for name in ("atom_frac_coord", "lattice", "neighbor_image"):
-        setattr(graph, name, getattr(graph, name).to(device=device, dtype=dtype))
+def _cast_graph(graph, structure, dtype: torch.dtype, device: torch.device):
+    """CHGNet's converter stores float32 geometry; rebuild it from the structure at ``dtype``
+    (a 1e-5 Å displacement is below float32's resolution of fractional coordinates)."""
+    graph.atom_frac_coord = torch.tensor(structure.frac_coords, dtype=dtype, device=device, requires_grad=True)
+    graph.lattice = torch.tensor(structure.lattice.matrix, dtype=dtype, device=device)
+    graph.neighbor_image = graph.neighbor_image.to(device=device, dtype=dtype)
     return graph.to(device)
 
 
@@ -59,8 +62,9 @@ class CHGNetModel(Model):
         graphs = []
         for i, atoms in enumerate(structures):
             self.check_elements(atoms, f"structure {i} ({atoms.get_chemical_formula()})")
-            graph = converter(AseAtomsAdaptor.get_structure(atoms), graph_id=str(i))
-            graphs.append(_cast_graph(graph, self.dtype, self.device))
+            structure = AseAtomsAdaptor.get_structure(atoms)
+            graph = converter(structure, graph_id=str(i))
+            graphs.append(_cast_graph(graph, structure, self.dtype, self.device))
         n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
         return Batch(n_atoms=n_atoms, graph=graphs)
 
@@ -75,7 +79,9 @@ class CHGNetModel(Model):
         from chgnet.model.model import BatchedGraph
 
         net = self.module
-        with torch.enable_grad():
+        with torch.enable_grad(), warnings.catch_warnings():
+            # chgnet converts per-structure volumes with float(); harmless, but it warns
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
             g = BatchedGraph.from_graphs(batch.graph, bond_basis_expansion=net.bond_basis_expansion,
                                          angle_basis_expansion=net.angle_basis_expansion, compute_stress=stress)
             pred = net._compute(g)

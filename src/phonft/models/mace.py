@@ -104,17 +104,26 @@ class MACEModel(Model):
 
         z_table = AtomicNumberTable(sorted(self.elements))
         heads = list(getattr(self.module, "heads", None) or ["Default"])
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)  # AtomicData uses the default dtype: keep Å to 1e-16
+        try:
+            items = self._atomic_data(structures, z_table, heads, mdata)
+        finally:
+            torch.set_default_dtype(default)
+        loader = torch_geometric.dataloader.DataLoader(items, batch_size=len(items), shuffle=False)
+        data = next(iter(loader)).to(self.device).to_dict()
+        data = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in data.items()}
+        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
+        return Batch(n_atoms=n_atoms, graph=data)
+
+    def _atomic_data(self, structures, z_table, heads, mdata) -> list:
         items = []
         for i, atoms in enumerate(structures):
             self.check_elements(atoms, f"structure {i} ({atoms.get_chemical_formula()})")
             clean = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
             config = mdata.config_from_atoms(clean, head_name=heads[0])
             items.append(mdata.AtomicData.from_config(config, z_table=z_table, cutoff=self.r_max, heads=heads))
-        loader = torch_geometric.dataloader.DataLoader(items, batch_size=len(items), shuffle=False)
-        data = next(iter(loader)).to(self.device).to_dict()
-        data = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in data.items()}
-        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
-        return Batch(n_atoms=n_atoms, graph=data)
+        return items
 
     def evaluate(self, batch: Batch, *, stress: bool = False, create_graph: bool = False) -> Outputs:
         data: dict[str, Any] = dict(batch.graph)

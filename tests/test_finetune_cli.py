@@ -1,0 +1,88 @@
+"""`phonft finetune split|replay|train|thermal` end to end, with a small MACE on real references."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from phonft.cli import main
+
+RUN = {
+    "materials": ["Si", "mp-149", "MgO"],
+    "split": {"test": ["MgO"], "val": ["mp-149"], "n_test": 1, "n_val": 1},
+    "base_model": "mace-small",
+    "model_options": {"elements": ["Si", "Mg", "O"], "seed": 0},
+    "epochs": 2,
+    "lr": 1e-3,
+    "replay_steps": 1,
+    "replay": {"copies": 3, "min_atoms": 8, "max_atoms": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def refs_root(references):
+    for m in RUN["materials"]:
+        root = references(m).parent
+    return root
+
+
+def _run(*args: str) -> None:
+    assert main(["finetune", *args]) == 0
+
+
+def test_finetune_cli_end_to_end(refs_root, tmp_path):
+    spec = json.dumps(RUN)
+    run = tmp_path / "run"
+    _run("split", "--run", "t", "--run-spec", spec, "--out", str(run / "split.json"))
+    split = json.loads((run / "split.json").read_text())
+    assert (split["train"], split["val"], split["test"]) == (["Si"], ["mp-149"], ["MgO"])
+
+    _run("replay", "--run", "t", "--run-spec", spec, "--split", str(run / "split.json"),
+         "--references", str(refs_root), "--out", str(run / "replay"), "--device", "cpu")
+    manifest = json.loads((run / "replay" / "manifest.json").read_text())
+    assert manifest["kind"] == "pseudo-label" and manifest["n_frames"] == 3
+
+    common = ["--run", "t", "--run-spec", spec, "--split", str(run / "split.json"), "--references", str(refs_root),
+              "--replay", str(run / "replay"), "--device", "cpu"]
+    # a run killed after epoch 1, then resumed ...
+    _run("train", *common, "--out", str(run), "--stop-after", "1")
+    assert not (run / "model.pt").exists() and (run / "metrics.csv").is_file()
+    _run("train", *common, "--out", str(run), "--resume")
+    # ... ends with the weights of an uninterrupted run
+    other = tmp_path / "other"
+    shutil.copytree(run / "replay", other / "replay")
+    _run("train", *common[:-4], "--replay", str(other / "replay"), "--device", "cpu", "--out", str(other))
+    a = torch.load(run / "model.pt", weights_only=False).state_dict()
+    b = torch.load(other / "model.pt", weights_only=False).state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+
+    record = json.loads((run / "train.json").read_text())
+    assert record["resumed_from_epoch"] == 1 and record["protocol"]["name"] == "train"
+    assert len(record["protocol_digest"]) == 16 and (run / "checkpoints" / record["protocol_digest"] / "last.pt").is_file()
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,steps,train_loss,train_hessian_mae") and len(lines) == 4
+    assert (run / "training_curve.png").stat().st_size > 10_000
+
+    out = tmp_path / "thermal.json"
+    assert main(["finetune", "thermal", "--model", str(run / "model.pt"), "--reference", str(refs_root / "MgO"),
+                 "--material", "MgO", "--out", str(out), "--device", "cpu"]) == 0
+    thermal = json.loads(out.read_text())
+    ref = json.loads((refs_root / "MgO" / "thermal.json").read_text())
+    for key in ("omega_max_K", "entropy_J_per_K_mol", "dynamically_stable", "protocol_digest", "versions"):
+        assert key in thermal
+    assert set(ref) - {"source", "engine"} <= set(thermal)
+    assert thermal["model"].endswith("model.pt") and thermal["hessian_mae_eV_A2"] > 0
+
+
+def test_finetune_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["finetune", "split", "--run", "t", "--run-spec", json.dumps({**RUN, "split": {"n_test": 3}}),
+                 "--out", str(tmp_path / "s.json")]) == 2
+    assert "cannot give 3 test" in capsys.readouterr().err
+    assert main(["finetune", "thermal", "--model", "mace:/nope.model", "--reference", str(tmp_path),
+                 "--material", "x", "--out", str(tmp_path / "t.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
