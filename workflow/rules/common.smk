@@ -160,7 +160,8 @@ def thermal_model_args(wildcards, input):
     spec = input.model if wildcards.variant == "finetuned" else entry.get("base_model", "chgnet")
     args = [f"--model {spec}"]
     if entry.get("model_options"):
-        args.append("--model-options '" + json.dumps(entry["model_options"], separators=(",", ":")) + "'")
+        options = json.dumps(entry["model_options"], separators=(",", ":"))
+        args.append(f"--model-options '{options}'")
     return " ".join(args)
 
 
