@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 
-def plot_training_curve(metrics: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "") -> Path:
+def plot_training_curve(metrics: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "",
+                        best_epoch: int | None = None) -> Path:
     """Hessian MAE (train, validation) and replay force MAE against epoch; written atomically."""
     import matplotlib
 
@@ -23,6 +24,8 @@ def plot_training_curve(metrics: Sequence[dict[str, float]], path: str | os.Path
         pts = [(e, m[key]) for e, m in zip(epochs, metrics) if m.get(key) not in (None, "")]
         if pts:
             ax1.plot(*zip(*pts), style, label=label, ms=4)
+    if best_epoch is not None:
+        ax1.axvline(best_epoch, color="0.5", ls="--", lw=1, label=f"kept EMA weights (epoch {best_epoch})")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("Hessian column MAE (eV/Å²)")
     ax1.set_title("phonon loss")

@@ -137,7 +137,7 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     result = trainer.fit(resume=resume, stop_after=stop_after)
     seconds = time.perf_counter() - t0
     write_metrics(result.metrics, out_dir / "metrics.csv")
-    plot_training_curve(result.metrics, out_dir / "training_curve.png", title=run_name)
+    plot_training_curve(result.metrics, out_dir / "training_curve.png", title=run_name, best_epoch=result.best_epoch)
     if stop_after is not None and result.metrics[-1]["epoch"] < settings.epochs:
         log.info("stopped after epoch %d as asked; resume with --resume", result.metrics[-1]["epoch"])
         return {"stopped_after": result.metrics[-1]["epoch"]}
