@@ -12,7 +12,7 @@ from conftest import small_mace_model
 from phonft.errors import ConfigError, InputFileError
 from phonft.finetune import losses
 from phonft.finetune.columns import atom_weights
-from phonft.finetune.data import load_phonon_sample, read_replay
+from phonft.finetune.data import load_phonon_sample, read_replay, reference_unitcell
 from phonft.finetune.heldout import hessian_mae, model_force_constants
 from phonft.finetune.replay import assign_split, pseudo_label_set, write_replay, load_replay_split
 from phonft.finetune.settings import ReplaySettings, TrainSettings
@@ -20,14 +20,6 @@ from phonft.finetune.split import SplitError, make_split
 from phonft.finetune.steps import phonon_step
 from phonft.finetune.trainer import Trainer
 from phonft.protocols import ReferenceProtocol
-
-
-def _unitcell(ref_dir):
-    import phonopy
-    from ase import Atoms
-
-    u = phonopy.load(ref_dir / "phonopy_params.yaml", produce_fc=False, log_level=0).unitcell
-    return Atoms(u.symbols, cell=u.cell, scaled_positions=u.scaled_positions, pbc=True)
 
 
 def _fc_mae(model, ref_dir, sample):
@@ -140,7 +132,7 @@ def si_replay(references, tmp_path_factory):
 
     ref = references("Si")
     base = load_model("chgnet", dtype="float64", device="cpu")
-    frames = pseudo_label_set({"Si": _unitcell(ref)}, base, ReplaySettings(copies=10, min_atoms=16, seed=3))
+    frames = pseudo_label_set({"Si": reference_unitcell(ref)}, base, ReplaySettings(copies=10, min_atoms=16, seed=3))
     out = tmp_path_factory.mktemp("replay") / "replay"
     write_replay(out, assign_split(frames, 0.3, 0), {"kind": "pseudo-label"})
     return out

@@ -86,10 +86,9 @@ def test_fd_column_equals_phonopy_force_constants(references, chgnet64):
     j, vec = disp["number"], np.asarray(disp["displacement"])
     b = int(np.argmax(np.abs(vec)))
     assert np.allclose(np.abs(vec), 0.01 * np.eye(3)[b])  # a Cartesian displacement
-    from ase import Atoms
+    from phonft.references.engine import to_ase
 
-    cells = [Atoms(c.symbols, cell=c.cell, scaled_positions=c.scaled_positions, pbc=True)
-             for c in ph.supercells_with_displacements]
+    cells = [to_ase(c) for c in ph.supercells_with_displacements]
     ph.forces = np.array([r["forces"] for r in chgnet64.predict(cells)])
     ph.produce_force_constants(calculate_full_force_constants=True)
     s = load_phonon_sample(ref)

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from phonft.finetune.cli import add_parser as add_finetune
 
-    add_finetune(sub, _common)
+    add_finetune(sub)
     return parser
 
 

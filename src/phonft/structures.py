@@ -146,8 +146,9 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path) -> tuple[Atoms
         cell = load_phono3py_yaml(rs.main).unitcell  # the forces are not needed for the cell
     else:
         cell = normalised_phonopy(load_phonopy_yaml(rs.main), dataset={}).unitcell
-    atoms = Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
-    return atoms, {"kind": "reference", "format": rs.format, "file": str(rs.main)}
+    from phonft.references.engine import to_ase
+
+    return to_ase(cell), {"kind": "reference", "format": rs.format, "file": str(rs.main)}
 
 
 def symmetry_info(atoms: Atoms, symprec: float = 1e-5) -> dict[str, Any]:

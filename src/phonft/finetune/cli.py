@@ -59,7 +59,7 @@ def _default_cache() -> Path:
     return default_cache_dir()
 
 
-def add_parser(sub: argparse._SubParsersAction, common) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="phonon fine-tuning (PFT) with replay co-training",
                        description="Fine-tune a foundation MLIP so that its Hessian matches DFT force constants. "
                                    "Actions: split (seeded train/val/test), replay (upstream or pseudo-label "

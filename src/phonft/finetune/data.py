@@ -5,13 +5,15 @@ A :class:`PhononSample` is one material's reference supercell (from
 (``fc2.hdf5``, shape (N, N, 3, 3), eV/Å²): column ``c = 3 j + b`` of the supercell
 Hessian is ``fc2[:, j, :, b]``. The supercell is the DFT equilibrium geometry, so its
 force and stress labels are zero. A :class:`ReplaySample` is a labelled structure from
-an extxyz file with ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and ``REF_stress`` (eV/Å³).
+an extxyz file with ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and ``REF_stress`` (eV/Å³);
+its ``replay_split`` tag (``train`` or ``val``, default ``train``) says whether it trains
+or measures forgetting.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -49,6 +51,7 @@ class ReplaySample:
     forces_eV_A: np.ndarray
     stress_eV_A3: np.ndarray | None
     tag: str = ""
+    split: str = "train"
 
     @property
     def n_atoms(self) -> int:
@@ -60,6 +63,8 @@ def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) 
     import phonopy
     from phonopy.file_IO import read_force_constants_hdf5
 
+    from phonft.references.engine import to_ase
+
     ref_dir = Path(ref_dir)
     params, fc_file = ref_dir / "phonopy_params.yaml", ref_dir / "fc2.hdf5"
     for f in (params, fc_file):
@@ -67,8 +72,7 @@ def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) 
             raise InputFileError(f, "is missing from the references folder.",
                                  "run `snakemake results/references/<material>/thermal.json` first.")
     ph = phonopy.load(params, produce_fc=False, log_level=0)
-    sc = ph.supercell
-    atoms = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+    atoms = to_ase(ph.supercell)
     fc2 = np.asarray(read_force_constants_hdf5(str(fc_file)), dtype=np.float64)
     n = len(atoms)
     if fc2.shape != (n, n, 3, 3):
@@ -79,6 +83,16 @@ def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) 
     return PhononSample(material=material or ref_dir.name, atoms=atoms, fc2_eV_A2=fc2,
                         distances_A=atoms.get_all_distances(mic=True), independent_atoms=indep,
                         forces_eV_A=np.zeros((n, 3)), stress_eV_A3=np.zeros((3, 3)))
+
+
+def reference_unitcell(ref_dir: str | os.PathLike) -> Atoms:
+    """The unit cell of a references folder (from its ``phonopy_params.yaml``)."""
+    import phonopy
+
+    from phonft.references.engine import to_ase
+
+    ph = phonopy.load(Path(ref_dir) / "phonopy_params.yaml", produce_fc=False, log_level=0)
+    return to_ase(ph.unitcell)
 
 
 def _stress_3x3(value) -> np.ndarray:
@@ -115,7 +129,8 @@ def read_replay(path: str | os.PathLike) -> list[ReplaySample]:
         stress = _stress_3x3(a.info["REF_stress"]) if "REF_stress" in a.info else None
         clean = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
         samples.append(ReplaySample(clean, float(a.info["REF_energy"]), forces, stress,
-                                    tag=str(a.info.get("config_type", ""))))
+                                    tag=str(a.info.get("config_type", "")),
+                                    split=str(a.info.get("replay_split", "train"))))
     if not samples:
         raise InputFileError(path, "holds no structures.", "regenerate the replay set.")
     return samples

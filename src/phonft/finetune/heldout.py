@@ -21,11 +21,11 @@ from phonft.protocols import ReferenceProtocol
 def model_phonopy(model: Model, ref_dir: str | os.PathLike, batch_size: int = 4):
     """The reference's phonopy object with forces from ``model`` (eV/Å, drift removed)."""
     import phonopy
-    from ase import Atoms
+
+    from phonft.references.engine import to_ase
 
     ph = phonopy.load(Path(ref_dir) / "phonopy_params.yaml", produce_fc=False, log_level=0)
-    cells = [Atoms(c.symbols, cell=c.cell, scaled_positions=c.scaled_positions, pbc=True)
-             for c in ph.supercells_with_displacements]
+    cells = [to_ase(c) for c in ph.supercells_with_displacements]
     results = model.predict(cells, batch_size=batch_size)
     forces = np.array([r["forces"] for r in results], dtype=np.float64)
     forces -= forces.mean(axis=1, keepdims=True)

@@ -133,10 +133,5 @@ def write_replay(out_dir: str | os.PathLike, frames: list[Atoms], manifest: dict
 
 def load_replay_split(path: str | os.PathLike) -> tuple[list[ReplaySample], list[ReplaySample]]:
     """Read ``replay.extxyz`` into its train and val frames."""
-    import ase.io
-
     samples = read_replay(path)
-    tags = [a.info.get("replay_split", "train") for a in ase.io.read(path, index=":", format="extxyz")]
-    train = [s for s, t in zip(samples, tags) if t != "val"]
-    val = [s for s, t in zip(samples, tags) if t == "val"]
-    return train, val
+    return [s for s in samples if s.split != "val"], [s for s in samples if s.split == "val"]

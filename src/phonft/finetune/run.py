@@ -12,13 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from phonft.errors import ConfigError, InputFileError
 from phonft.finetune.settings import ReplaySettings, TrainSettings
 from phonft.finetune.split import SplitError, run_split
 from phonft.io import atomic_write_json, sha256_file
-from phonft.protocols import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +38,6 @@ def _read_split(path: str | os.PathLike) -> dict[str, list[str]]:
         return {k: list(data[k]) for k in ("train", "val", "test")}
     except (OSError, ValueError, KeyError) as exc:
         raise InputFileError(path, f"is not a valid split file ({exc}).", "rerun `phonft finetune split`.") from exc
-
-
-def _unitcell(ref_dir: Path):
-    import phonopy
-    from ase import Atoms
-
-    ph = phonopy.load(ref_dir / "phonopy_params.yaml", produce_fc=False, log_level=0)
-    u = ph.unitcell
-    return Atoms(u.symbols, cell=u.cell, scaled_positions=u.scaled_positions, pbc=True)
 
 
 def replay_settings(run: dict[str, Any]) -> ReplaySettings:
@@ -75,10 +63,11 @@ def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references:
                                                    "sha256": sha256_file(path)},
                     "max_frames": upstream.get("max_frames")}
     else:
+        from phonft.finetune.data import reference_unitcell
         from phonft.models import load_model
 
         train = _read_split(split_file)["train"]
-        cells = {m: _unitcell(Path(references) / m) for m in train}
+        cells = {m: reference_unitcell(Path(references) / m) for m in train}
         model = load_model(settings.base_model, dtype="float64", device=device,
                            options=TrainSettings.from_config(run).options)
         frames = pseudo_label_set(cells, model, settings)
@@ -196,5 +185,3 @@ def _protocol_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
         out[k] = tuple(v) if isinstance(v, list) else v
     return out
 
-
-__all__ = ["write_split", "build_replay", "train", "thermal", "package_versions", "np"]

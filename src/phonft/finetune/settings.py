@@ -44,11 +44,9 @@ def default_column(base_model: str) -> str:
     trained on the default split and scored on the held-out materials with phonopy's own
     force constants (``scripts/pft_ablation.py``): ``hvp`` gave the lower Hessian MAE and
     omega_max error (see the README), at the same step cost, so it is the default too.
-    The mechanism stays per backend, so a future backend can default to ``fd``.
+    A backend whose measurement favours ``fd`` returns it here, keyed on ``base_model``.
     """
-    kind = base_model.split(":", 1)[0]
-    measured = {"chgnet": "hvp", "mace": "hvp", "mace-mp": "hvp", "mace-small": "hvp", "nep": "hvp"}
-    return measured.get(kind, "hvp")
+    return "hvp"
 
 
 @dataclass(frozen=True)

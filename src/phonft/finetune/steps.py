@@ -45,13 +45,14 @@ def phonon_columns(model: Model, samples: Sequence[PhononSample], cols: np.ndarr
 def reference_columns(samples: Sequence[PhononSample], cols: np.ndarray, settings: TrainSettings
                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """DFT columns (k, N_total, 3) eV/Å² and atom weights (k, N_total, 1) or None (plain)."""
-    refs, weights = [], []
-    for slot in range(cols.shape[1]):
-        refs.append(np.concatenate([s.column(c) for s, c in zip(samples, cols[:, slot])]))
-        weights.append(np.concatenate([atom_weights(s.distances_A, int(c) // 3, settings.hessian_norm,
-                                                    settings.near_field_radius_A)
-                                       for s, c in zip(samples, cols[:, slot])]))
-    return np.stack(refs), (None if settings.hessian_norm == "plain" else np.stack(weights))
+    pairs = [list(zip(samples, cols[:, slot])) for slot in range(cols.shape[1])]
+    refs = np.stack([np.concatenate([s.column(c) for s, c in slot]) for slot in pairs])
+    if settings.hessian_norm == "plain":
+        return refs, None
+    weights = np.stack([np.concatenate([atom_weights(s.distances_A, int(c) // 3, settings.hessian_norm,
+                                                     settings.near_field_radius_A) for s, c in slot])
+                        for slot in pairs])
+    return refs, weights
 
 
 def phonon_step(model: Model, samples: Sequence[PhononSample], cols: np.ndarray, settings: TrainSettings,

@@ -13,7 +13,6 @@ validation loss are kept, and a checkpoint is written atomically.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import logging
@@ -228,7 +227,6 @@ class Trainer:
             best = self._consider(best, row, 0)
             log.info("epoch 0 (base model): %s", _fmt(row))
         n_batches = len(self.epoch_plan(1)[1])
-        steps_done = sum(int(r.get("steps", 0)) for r in metrics)
         bar = tqdm(total=s.epochs * n_batches, initial=(start - 1) * n_batches, desc="finetune", unit="step",
                    file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
         ran = 0
@@ -237,7 +235,6 @@ class Trainer:
                 break
             t0 = time.perf_counter()
             rows = self.train_epoch(epoch, bar)
-            steps_done += len(rows)
             row = {"epoch": epoch, "steps": len(rows), "train_loss": _mean(rows, "loss"),
                    "train_hessian_mae": _mean(rows, "hessian_mae"), "train_force_mae": _mean(rows, "force_mae"),
                    **self.validate_ema(), "lr": self.optimizer.param_groups[0]["lr"]}

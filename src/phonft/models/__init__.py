@@ -40,20 +40,30 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _sniff_backend(path: Path) -> str:
-    """``chgnet`` or ``mace``, from what a ``.pt`` file holds (a CHGNet dict or a MACE module)."""
+def _load_pt(path: Path, spec: str, dtype: str, device: str) -> Model:
+    """A phonft ``.pt`` model: a CHGNet ``{"model": as_dict()}`` file or a pickled MACE module.
+
+    The file is read once; its content tells the backend.
+    """
     import torch
 
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     try:
-        import mace  # noqa: F401  (so that a pickled MACE module can be unpickled)
+        from phonft.models.mace import _import_mace
+
+        _import_mace()  # so that a pickled MACE module can be unpickled
     except ImportError:
         pass
     obj = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "model_args" in obj["model"]:
-        return "chgnet"
+        from chgnet.model import CHGNet
+
+        from phonft.models.chgnet import CHGNetModel
+
+        return CHGNetModel(CHGNet.from_dict(obj["model"]), spec=spec, dtype=dtype, device=device)
     if isinstance(obj, torch.nn.Module):
-        return "mace"
+        from phonft.models.mace import MACEModel
+
+        return MACEModel(obj, spec=spec, dtype=dtype, device=device)
     raise ConfigError(f"{path}: neither a CHGNet file nor a pickled MACE model. Fix: name the backend, "
                       "'chgnet:<file>' or 'mace:<file>'.")
 
@@ -64,21 +74,15 @@ def _from_path(path: Path, spec: str, dtype: str, device: str) -> Model:
                           "finetune rule that writes it.")
     name = path.name
     if name.endswith(".pt"):
-        kind = _sniff_backend(path)
-        if kind == "mace":
-            from phonft.models.mace import MACEModel
-
-            return MACEModel.from_file(path, dtype=dtype, device=device, spec=spec)
+        return _load_pt(path, spec, dtype, device)
     if name.endswith(".model"):
         from phonft.models.mace import MACEModel
 
         return MACEModel.from_file(path, dtype=dtype, device=device, spec=spec)
-    if name.endswith((".pth.tar", ".pth", ".pt")):
+    if name.endswith((".pth.tar", ".pth")):
         from phonft.models.chgnet import CHGNetModel
 
-        model = CHGNetModel.from_file(path, dtype=dtype, device=device)
-        model.spec = spec
-        return model
+        return CHGNetModel.from_file(path, dtype=dtype, device=device, spec=spec)
     raise ConfigError(f"model '{spec}': cannot tell the backend of {path} from its suffix. Fix: use "
                       "'mace:<file>' or 'chgnet:<file>'.")
 

@@ -45,11 +45,12 @@ class CHGNetModel(Model):
         return cls(module, spec="chgnet" if name == "0.3.0" else f"chgnet:{name}", dtype=dtype, device=device)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu") -> "CHGNetModel":
+    def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
+                  spec: str | None = None) -> "CHGNetModel":
         from chgnet.model import CHGNet
 
         module = CHGNet.from_file(os.fspath(path))
-        return cls(module, spec=f"chgnet:{os.fspath(path)}", dtype=dtype, device=device)
+        return cls(module, spec=spec or f"chgnet:{os.fspath(path)}", dtype=dtype, device=device)
 
     @property
     def elements(self) -> set[int] | None:
