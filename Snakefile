@@ -22,12 +22,16 @@ wildcard_constraints:
     material=MATERIAL_PATTERN,
     run=RUN_PATTERN,
     variant="|".join(VARIANTS),
+    model=MODEL_PATTERN,
+    mp_id=r"mp-\d+",
 
 
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/displacements.smk"
 include: "workflow/rules/references.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

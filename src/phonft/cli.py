@@ -135,6 +135,19 @@ def cmd_references(args: argparse.Namespace) -> None:
              if 300.0 in protocol.temperatures_K else float("nan"), time.perf_counter() - t0, args.out)
 
 
+# --------------------------------------------------------------------------- figures
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from phonft.figures import draw_all
+
+    written = draw_all(args.evaluate, args.models, args.out, materials=args.materials,
+                       double_well=args.double_well, runs=args.runs, finetune_dir=args.finetune,
+                       kappa_materials=args.kappa_materials, kappa_reference=args.kappa_reference,
+                       kappa103=args.kappa103)
+    log.info("wrote %d figures under %s", len(written), args.out)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -196,6 +209,26 @@ def build_parser() -> argparse.ArgumentParser:
     from phonft.finetune.cli import add_parser as add_finetune
 
     add_finetune(sub)
+
+    from phonft.evaluate.cli import add_parser as add_evaluate
+
+    add_evaluate(sub)
+
+    p = sub.add_parser("figures", help="draw every figure from results/ (parity, bands, double wells, kappa, ...)",
+                       description="Regenerate the paper figures from the evaluate and finetune results.")
+    p.add_argument("--evaluate", default="results/evaluate", help="evaluate results root")
+    p.add_argument("--models", nargs="+", required=True, help="model names under --evaluate")
+    p.add_argument("--materials", nargs="*", default=[], help="materials with band overlays")
+    p.add_argument("--double-well", nargs="*", default=[], help="materials with a double-well scan")
+    p.add_argument("--runs", nargs="*", default=[], help="fine-tuning runs with a training curve")
+    p.add_argument("--finetune", default="results/finetune", help="finetune results root")
+    p.add_argument("--kappa-materials", nargs="*", default=[], help="materials with kappa records")
+    p.add_argument("--kappa-reference", help="DFT kappa records folder")
+    p.add_argument("--kappa103", action="store_true", help="also plot the kappa103 records")
+    p.add_argument("--out", required=True, help="output folder (results/figures)")
+    p.add_argument("--log", help="also write the log to this file")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

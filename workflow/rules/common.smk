@@ -105,7 +105,7 @@ def all_outputs():
             f"{RESULTS}/displacements/{m}/manifest.json",
             f"{RESULTS}/references/{m}/thermal.json",
         ]
-    return out + finetune_outputs()
+    return out + finetune_outputs() + evaluate_outputs() + figure_outputs()
 
 
 # --------------------------------------------------------------------------- finetune
@@ -186,4 +186,172 @@ def finetune_outputs():
         out += [finetuned_model(run), f"{RESULTS}/finetune/{run}/train.json"]
         for m in run_split_of(run).test:
             out += [f"{RESULTS}/finetune/{run}/thermal/{v}/{m}/thermal.json" for v in VARIANTS]
+    return out
+
+
+# --------------------------------------------------------------------------- evaluate
+
+EVAL = config.get("evaluate") or {}
+KAPPA = EVAL.get("kappa") or {}
+KAPPA103 = KAPPA.get("kappa103") or {}
+KAPPA_REFERENCE_DIR = f"{RESULTS}/evaluate/kappa-reference"
+
+
+def model_name(spec):
+    """A folder-safe name of a model spec: 'mace-mp:medium-0b3' -> 'mace-mp-medium-0b3'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-")
+
+
+def _evaluated_models():
+    models = {}
+    for run, entry in RUNS.items():
+        spec = entry.get("base_model", "chgnet")
+        base = model_name(spec)
+        models.setdefault(base, {"spec": spec, "options": entry.get("model_options"), "run": run})
+        models[run] = {"spec": finetuned_model(run), "options": entry.get("model_options"), "run": run,
+                       "base": base}
+    for name, spec in (EVAL.get("models") or {}).items():
+        models[name] = {"spec": spec, "options": None, "run": None}
+    clash = [r for r in RUNS if r in models and models[r].get("base") is None]
+    if clash:
+        raise WorkflowError(f"config: finetune run names {clash} clash with a base or extra model name")
+    return models
+
+
+EVAL_MODELS = _evaluated_models()
+MODEL_PATTERN = "|".join(re.escape(m) for m in EVAL_MODELS) or "no-models"
+
+
+def _evaluated_materials():
+    names = list(EVAL.get("materials") or [])
+    if not EVAL.get("materials"):
+        for run in RUNS:
+            names += [m for m in run_split_of(run).test if m not in names]
+    names += [m for m in EVAL.get("extra_materials", []) if m not in names]
+    unknown = [m for m in names + list(EVAL.get("double_well", [])) + list(KAPPA.get("materials", []))
+               if m not in config["materials"]]
+    if unknown:
+        raise WorkflowError(f"config: evaluate names unknown materials {unknown}")
+    return names
+
+
+EVAL_MATERIALS = _evaluated_materials()
+
+
+def eval_splits(model):
+    """material -> its role (train/val/test/unseen) in the run behind ``model``."""
+    run = EVAL_MODELS[model].get("run")
+    if run is None:
+        return {m: "unseen" for m in EVAL_MATERIALS}
+    split = run_split_of(run)
+    roles = {m: part for part in ("train", "val", "test") for m in getattr(split, part)}
+    return {m: roles.get(m, "unseen") for m in EVAL_MATERIALS}
+
+
+def eval_model_inputs(wildcards):
+    """The fine-tuned model file a rule needs (none for base and extra models)."""
+    spec = EVAL_MODELS[wildcards.model]["spec"]
+    return {"model": spec} if spec.startswith(f"{RESULTS}/") else {}
+
+
+def eval_model_args(wildcards):
+    info = EVAL_MODELS[wildcards.model]
+    args = [f"--model {info['spec']}", f"--name {wildcards.model}"]
+    if info.get("options"):
+        args.append(f"--model-options '{json.dumps(info['options'], separators=(',', ':'))}'")
+    return " ".join(args)
+
+
+def mdr_protocol_json():
+    return json.dumps(EVAL.get("protocol") or {}, separators=(",", ":"))
+
+
+def kappa103_tasks():
+    """Ids of the kappa103 structures to score (read from the data's id list at parse time)."""
+    if not KAPPA103.get("enabled"):
+        return []
+    from phonft.evaluate.kappa_ids import kappa103_ids
+
+    return kappa103_ids(KAPPA103.get("data_dir"), KAPPA103.get("ids") or None, KAPPA103.get("first_n"),
+                        config.get("cache_dir"))
+
+
+def eval_summary_inputs(wildcards):
+    model = wildcards.model
+    inputs = {
+        "thermal": [f"{RESULTS}/evaluate/{model}/{m}/thermal.json" for m in EVAL_MATERIALS],
+        "bands": [f"{RESULTS}/evaluate/{model}/{m}/bands.json" for m in EVAL_MATERIALS],
+        "kappa": [f"{RESULTS}/evaluate/{model}/kappa/{m}.json" for m in KAPPA.get("materials", [])]
+        + [f"{RESULTS}/evaluate/{model}/kappa103/{i}.json" for i in kappa103_tasks()],
+        "kappa_reference": [f"{KAPPA_REFERENCE_DIR}/{m}.json" for m in KAPPA.get("materials", [])],
+    }
+    base = EVAL_MODELS[model].get("base")
+    if base:
+        inputs["base"] = [f"{RESULTS}/evaluate/{base}/{m}/thermal.json" for m in EVAL_MATERIALS]
+        inputs["base_kappa"] = [f"{RESULTS}/evaluate/{base}/kappa/{m}.json" for m in KAPPA.get("materials", [])]
+    return inputs
+
+
+def eval_summary_args(wildcards):
+    model = wildcards.model
+    args = [f"--materials {' '.join(EVAL_MATERIALS)}",
+            f"--splits '{json.dumps(eval_splits(model), separators=(',', ':'))}'"]
+    base = EVAL_MODELS[model].get("base")
+    if base:
+        args += [f"--base-dir {RESULTS}/evaluate/{base}", f"--base-name {base}"]
+    if KAPPA.get("materials") or KAPPA103.get("enabled"):
+        args += [f"--kappa-dir {RESULTS}/evaluate/{model}", f"--kappa-reference {KAPPA_REFERENCE_DIR}"]
+        if KAPPA.get("materials"):
+            args.append(f"--kappa-materials {' '.join(KAPPA['materials'])}")
+        if KAPPA103.get("enabled"):
+            args.append("--kappa103" + (f" --kappa103-data '{KAPPA103['data_dir']}'" if KAPPA103.get("data_dir") else ""))
+        if base:
+            args.append(f"--base-kappa-dir {RESULTS}/evaluate/{base}")
+    return " ".join(args)
+
+
+def evaluate_outputs():
+    out = []
+    for model in EVAL_MODELS:
+        out += [f"{RESULTS}/evaluate/{model}/summary.json", f"{RESULTS}/evaluate/{model}/mdr.csv"]
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+
+FIGURES = f"{RESULTS}/figures"
+
+
+def figure_outputs():
+    """Every figure the `figures` rule draws."""
+    if not EVAL_MODELS:
+        return []
+    out = [f"{FIGURES}/mdr_parity.png"]
+    if any(info.get("base") for info in EVAL_MODELS.values()):
+        out.append(f"{FIGURES}/improvement.png")
+    out += [f"{FIGURES}/bands/{m}.png" for m in EVAL_MATERIALS]
+    out += [f"{FIGURES}/double_well/{m}.png" for m in EVAL.get("double_well", [])]
+    out += [f"{FIGURES}/training_curve/{r}.png" for r in RUNS]
+    if KAPPA.get("materials") or KAPPA103.get("enabled"):
+        out.append(f"{FIGURES}/kappa_parity.png")
+    return out
+
+
+FIGURE_CAPTIONS = {"mdr_parity": ("mdr_parity.rst", "Evaluation"), "improvement": ("improvement.rst", "Evaluation"),
+                   "kappa_parity": ("kappa_parity.rst", "Evaluation"), "bands": ("bands.rst", "Band structures"),
+                   "double_well": ("double_well.rst", "Unstable modes"),
+                   "training_curve": ("training_curve.rst", "Fine-tuning")}
+
+
+def figure_reports():
+    """The figures as report() outputs, each with its caption and category."""
+    out = []
+    for path in figure_outputs():
+        rel = Path(path).relative_to(FIGURES)
+        kind = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        caption, category = FIGURE_CAPTIONS[kind]
+        labels = {"figure": kind.replace("_", " ")}
+        if len(rel.parts) > 1:
+            labels["subject"] = rel.stem
+        out.append(report(path, caption=f"../report/{caption}", category=category, labels=labels))
     return out

@@ -53,12 +53,7 @@ rule finetune:
         model=f"{RESULTS}/finetune/{{run}}/model.pt",
         train=f"{RESULTS}/finetune/{{run}}/train.json",
         metrics=f"{RESULTS}/finetune/{{run}}/metrics.csv",
-        curve=report(
-            f"{RESULTS}/finetune/{{run}}/training_curve.png",
-            caption="../report/training_curve.rst",
-            category="Fine-tuning",
-            labels={"run": "{run}", "figure": "training curve"},
-        ),
+        curve=f"{RESULTS}/finetune/{{run}}/training_curve.png",
     params:
         spec=lambda wc: run_spec_json(wc.run),
         refs=f"{RESULTS}/references",

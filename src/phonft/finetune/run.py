@@ -99,7 +99,7 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     """Fine-tune the run's base model; write model, train.json, metrics.csv and the curve."""
     import torch
 
-    from phonft.finetune.curves import plot_training_curve
+    from phonft.figures import plot_training_curve
     from phonft.finetune.data import load_phonon_sample
     from phonft.finetune.layout import MODEL_FILE
     from phonft.finetune.replay import load_replay_split

@@ -1,0 +1,64 @@
+"""Batched force evaluation on finite-displacement supercells.
+
+phonopy and phono3py hand out lists of displaced supercells; instead of one ASE
+calculator call per supercell, the model evaluates them in batches of up to
+``batch_atoms`` atoms (one graph, block-diagonal), which is what makes fc3 sets of
+hundreds of supercells affordable. ``benchmarks/force_eval.py`` checks the forces against
+the one-call-at-a-time loop and times both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from phonft.errors import PhonftError
+from phonft.models.base import Model
+
+
+def atom_budget_chunks(sizes: Sequence[int], batch_atoms: int) -> list[slice]:
+    """Consecutive slices of ``sizes`` whose atom counts sum to at most ``batch_atoms``
+    (a single structure larger than the budget gets a slice of its own)."""
+    chunks, start, total = [], 0, 0
+    for i, n in enumerate(sizes):
+        if i > start and total + n > batch_atoms:
+            chunks.append(slice(start, i))
+            start, total = i, 0
+        total += n
+    if start < len(sizes):
+        chunks.append(slice(start, len(sizes)))
+    return chunks
+
+
+def displaced_forces(model: Model, cells: Sequence[Atoms], *, batch_atoms: int = 1024,
+                     remove_drift: bool = True, where: str = "", progress: bool = True) -> np.ndarray:
+    """Forces (eV/Å, float64) of ``model`` on every cell, shape (n_cells, n_atoms, 3).
+
+    With ``remove_drift`` the mean force of each cell is subtracted, as ``phonopy -f``
+    does with DFT forces. Non-finite forces raise an error naming ``where``.
+    """
+    from tqdm.auto import tqdm
+
+    if not cells:
+        return np.zeros((0, 0, 3))
+    sizes = [len(c) for c in cells]
+    out: list[np.ndarray] = []
+    bar = tqdm(total=len(cells), desc=f"forces {where}".strip(), unit="cell", disable=not progress,
+               mininterval=2.0)
+    for chunk in atom_budget_chunks(sizes, batch_atoms):
+        for result in model.predict(list(cells[chunk]), batch_size=len(cells[chunk])):
+            out.append(np.asarray(result["forces"], dtype=np.float64))
+        bar.update(chunk.stop - chunk.start)
+    bar.close()
+    forces = np.stack(out) if len(set(sizes)) == 1 else np.array(out, dtype=object)
+    if not all(np.isfinite(f).all() for f in out):
+        raise PhonftError(f"{where or 'displaced supercells'}: the model {model.spec} returned non-finite forces; "
+                          "check the model file and that the structure has no overlapping atoms")
+    if remove_drift:
+        if forces.dtype == object:
+            forces = np.array([f - f.mean(axis=0) for f in forces], dtype=object)
+        else:
+            forces = forces - forces.mean(axis=1, keepdims=True)
+    return forces

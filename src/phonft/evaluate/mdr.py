@@ -1,0 +1,176 @@
+"""The MDR phonon protocol (Loew et al. 2024; hyllios/utils ``benchmark_ph``) for a model.
+
+:class:`ModelPhonons` is the facade: relax the reference's unit cell under the model
+(FIRE + FrechetCellFilter + FixSymmetry), rebuild phonopy with the reference's supercell
+and primitive matrices, displace by 0.01 Å, evaluate every displaced supercell in
+batches, remove the force drift and build symmetrized force constants. Its
+:meth:`~ModelPhonons.thermal_record` has the keys of the references' ``thermal.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from phonft.evaluate.relax import RelaxResult, relax
+from phonft.protocols import THZ_TO_K, Protocol, ReferenceProtocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MDRProtocol(Protocol):
+    """Settings of the MDR phonon evaluation of a model.
+
+    Attributes
+    ----------
+    fmax_eV_A
+        Relaxation stops when every force (and the FrechetCellFilter's cell force) is
+        below this, in eV/Å (MDR: 0.005).
+    max_steps
+        FIRE steps at most; a relaxation that does not converge is recorded, not fatal.
+    relax_cell
+        Relax the cell as well as the positions (FrechetCellFilter).
+    distance_A
+        Finite-displacement amplitude in Å (phonopy's default 0.01 Å).
+    remove_drift
+        Subtract the mean force of each displaced supercell.
+    symmetrize_fc
+        Symmetrize the force constants (translational and permutational invariance).
+    temperatures_K
+        Temperatures in K of the thermal properties.
+    mesh
+        phonopy mesh for thermal properties: a length in Å or three integers.
+    gamma_acoustic_tolerance_K
+        The MDR stability rule's tolerance (K) for the three acoustic modes at Gamma.
+    symprec
+        spglib tolerance in Å, for FixSymmetry and the phonopy symmetry.
+    band_npoints
+        q-points per segment of the seekpath band path.
+    batch_atoms
+        Atoms per batched force evaluation (a memory knob; results do not depend on it).
+    """
+
+    name: ClassVar[str] = "mdr"
+    fmax_eV_A: float = 0.005
+    max_steps: int = 1000
+    relax_cell: bool = True
+    distance_A: float = 0.01
+    remove_drift: bool = True
+    symmetrize_fc: bool = True
+    temperatures_K: tuple[float, ...] = (0.0, 75.0, 150.0, 300.0, 600.0)
+    mesh: float | tuple[int, int, int] = 100.0
+    gamma_acoustic_tolerance_K: float = -35.0
+    symprec: float = 1e-5
+    band_npoints: int = 51
+    batch_atoms: int = 1024
+
+    def phonon_protocol(self) -> ReferenceProtocol:
+        """The thermal/stability part, in the references' own protocol type."""
+        return ReferenceProtocol(temperatures_K=tuple(self.temperatures_K), mesh=self.mesh,
+                                 symmetrize_fc=self.symmetrize_fc, use_nac=False,
+                                 gamma_acoustic_tolerance_K=self.gamma_acoustic_tolerance_K,
+                                 symprec=self.symprec, thz_to_K=THZ_TO_K)
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any] | None) -> MDRProtocol:
+        """Build from JSON/YAML fields (lists become tuples); unknown keys are an error."""
+        from phonft.errors import ConfigError
+
+        fields = dict(fields or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ConfigError(f"unknown MDR protocol keys {unknown}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def load_reference_phonopy(ref_dir: str | os.PathLike, with_fc: bool = True):
+    """The reference's phonopy object (DFT forces; fc2 from ``fc2.hdf5`` when asked)."""
+    import phonopy
+    from phonopy.file_IO import read_force_constants_hdf5
+
+    ref_dir = Path(ref_dir)
+    ph = phonopy.load(ref_dir / "phonopy_params.yaml", produce_fc=False, log_level=0)
+    if with_fc:
+        ph.force_constants = np.asarray(read_force_constants_hdf5(str(ref_dir / "fc2.hdf5")), dtype=np.float64)
+    ph.nac_params = None
+    return ph
+
+
+@dataclass
+class ModelPhonons:
+    """A model's phonons on one reference material under the MDR protocol."""
+
+    material: str
+    model_spec: str
+    phonon: Any  # phonopy.Phonopy with force constants
+    relaxation: RelaxResult
+    protocol: MDRProtocol
+
+    @classmethod
+    def compute(cls, model, ref_dir: str | os.PathLike, material: str, protocol: MDRProtocol | None = None
+                ) -> ModelPhonons:
+        """Relax, displace, evaluate in batches and build force constants (float64)."""
+        from phonft.evaluate.forces import displaced_forces
+        from phonft.phonons import produce_force_constants
+        from phonft.references.engine import to_ase
+
+        protocol = protocol or MDRProtocol()
+        ph, result = relaxed_phonopy(model, ref_dir, material, protocol)
+        ph.generate_displacements(distance=protocol.distance_A)
+        cells = [to_ase(c) for c in ph.supercells_with_displacements]
+        ph.forces = displaced_forces(model, cells, batch_atoms=protocol.batch_atoms,
+                                     remove_drift=protocol.remove_drift, where=material)
+        ph.force_constants = produce_force_constants(ph, protocol.phonon_protocol())
+        return cls(material=material, model_spec=model.spec, phonon=ph, relaxation=result, protocol=protocol)
+
+    def thermal_record(self) -> dict[str, Any]:
+        """``thermal.json``: the references' keys, plus the model, relaxation and protocol."""
+        from phonft.phonons import phonon_summary
+
+        summary = phonon_summary(self.phonon, self.protocol.phonon_protocol())
+        return {
+            "material": self.material,
+            "kind": "model",
+            "synthetic": False,
+            "model": self.model_spec,
+            **summary,
+            "relaxation": self.relaxation.as_dict(),
+            "n_displacements": len(self.phonon.displacements),
+            "has_fc3": False,
+            **self.protocol.record(),
+        }
+
+
+def relaxed_phonopy(model, ref_dir: str | os.PathLike, material: str, protocol: MDRProtocol):
+    """Relax the reference's unit cell under ``model`` (float64) and rebuild phonopy on it
+    with the reference's supercell and primitive matrices (no displacements yet)."""
+    from phonopy import Phonopy
+
+    from phonft.references.engine import to_ase
+
+    model.set_dtype("float64")
+    ref = load_reference_phonopy(ref_dir, with_fc=False)
+    unitcell = to_ase(ref.unitcell)
+    model.check_elements(unitcell, f"{material} ({ref_dir})")
+    result = relax(unitcell, model.as_ase_calculator(), fmax_eV_A=protocol.fmax_eV_A,
+                   max_steps=protocol.max_steps, relax_cell=protocol.relax_cell, symprec=protocol.symprec,
+                   where=material)
+    log.info("%s: relaxed in %d steps (converged=%s, space group %d -> %d)", material, result.n_steps,
+             result.converged, result.spacegroup_before, result.spacegroup_after)
+    ph = Phonopy(_to_phonopy(result.atoms), supercell_matrix=ref.supercell_matrix,
+                 primitive_matrix=ref.primitive_matrix, symprec=protocol.symprec, log_level=0)
+    return ph, result
+
+
+def _to_phonopy(atoms):
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
+                        scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses())

@@ -1,0 +1,106 @@
+"""What ``phonft evaluate`` runs: one material under one model, and a model's summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phonft.evaluate.mdr import MDRProtocol, ModelPhonons, load_reference_phonopy
+from phonft.io import atomic_write_json, atomic_write_text, sha256_file
+
+log = logging.getLogger(__name__)
+
+DOUBLE_WELL_AMPLITUDES = np.linspace(-10.0, 10.0, 41)
+"""Normal-coordinate amplitudes (amu^½·Å) of the double-well scan; ±10 moves O by ~0.6 Å in CaTiO3."""
+
+
+def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str, out_dir: str | os.PathLike, *,
+                      protocol: MDRProtocol | None = None, device: str = "auto",
+                      options: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
+    """Write ``thermal.json`` and ``bands.json`` of ``model_spec`` on ``material`` into ``out_dir``."""
+    from phonft.evaluate.bands import band_record
+    from phonft.models import load_model
+
+    protocol = protocol or MDRProtocol()
+    ref_dir = Path(ref_dir)
+    model = load_model(model_spec, dtype="float64", device=device, options=options)
+    result = ModelPhonons.compute(model, ref_dir, material, protocol)
+    ref = load_reference_phonopy(ref_dir)
+    provenance = _provenance(name or model_spec, ref_dir)
+    thermal = {**result.thermal_record(), **provenance}
+    bands = {"material": material, "model": model_spec, **band_record(result.phonon, ref, protocol.band_npoints),
+             **provenance, **protocol.record()}
+    out_dir = Path(out_dir)
+    atomic_write_json(out_dir / "bands.json", bands)
+    atomic_write_json(out_dir / "thermal.json", thermal)
+    log.info("%s with %s: omega_max %.1f K (DFT %.1f), band MAE %.3f THz, stable=%s", material, model_spec,
+             thermal["omega_max_K"], _ref_thermal(ref_dir)["omega_max_K"], bands["band_mae_THz"],
+             thermal["dynamically_stable"])
+    return thermal
+
+
+def evaluate_double_well(model_spec: str, ref_dir: str | os.PathLike, material: str, out: str | os.PathLike, *,
+                         protocol: MDRProtocol | None = None, device: str = "auto",
+                         options: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
+    """Write ``double_well.json``: the energy along the reference's most unstable mode,
+    from the DFT harmonic model and from ``model_spec`` on its own relaxed cell."""
+    from phonft.errors import ConfigError
+    from phonft.evaluate.double_well import double_well_record
+    from phonft.evaluate.mdr import relaxed_phonopy
+    from phonft.models import load_model
+
+    protocol = protocol or MDRProtocol()
+    ref_dir = Path(ref_dir)
+    if not ref_is_unstable(ref_dir):
+        raise ConfigError(f"{material}: the reference ({ref_dir / 'thermal.json'}) is dynamically stable, so there "
+                          "is no double well. Fix: list only DFT-unstable materials under evaluate.double_well")
+    model = load_model(model_spec, dtype="float64", device=device, options=options)
+    ph_model, relaxation = relaxed_phonopy(model, ref_dir, material, protocol)
+    well = double_well_record(model, load_reference_phonopy(ref_dir), ph_model, DOUBLE_WELL_AMPLITUDES)
+    record = {"material": material, "model": model_spec, **well, "relaxation": relaxation.as_dict(),
+              **_provenance(name or model_spec, ref_dir), **protocol.record()}
+    atomic_write_json(out, record)
+    log.info("%s with %s: mode at q=%s (DFT %.2f THz), model well depth %.2f meV per cell", material, model_spec,
+             well["qpoint"], well["dft_frequency_THz"], well["model_well_depth_meV_per_cell"])
+    return record
+
+
+def _provenance(name: str, ref_dir: Path) -> dict[str, Any]:
+    return {"model_name": name, "reference": {"thermal.json": sha256_file(ref_dir / "thermal.json"),
+                                              "fc2.hdf5": sha256_file(ref_dir / "fc2.hdf5")}}
+
+
+def _ref_thermal(ref_dir: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads((Path(ref_dir) / "thermal.json").read_text())
+
+
+def ref_is_unstable(ref_dir: str | os.PathLike) -> bool:
+    return not _ref_thermal(Path(ref_dir))["dynamically_stable"]
+
+
+def summarize(name: str, model_spec: str, materials: list[str], model_dir: str | os.PathLike,
+              references: str | os.PathLike, *, splits: dict[str, str] | None = None,
+              base_dir: str | os.PathLike | None = None, base_name: str | None = None,
+              kappa: dict[str, Any] | None = None, protocol: MDRProtocol | None = None) -> dict[str, Any]:
+    """Write ``mdr.csv`` and ``summary.json`` of one model into ``model_dir``."""
+    from phonft.evaluate.metrics import mdr_table, summary
+
+    protocol = protocol or MDRProtocol()
+    model_dir = Path(model_dir)
+    table = mdr_table(materials, model_dir, Path(references), splits)
+    base = mdr_table(materials, Path(base_dir), Path(references), splits) if base_dir else None
+    record = {**summary(name, model_spec, table, base=base, base_name=base_name, kappa=kappa),
+              "splits": splits or {}, **protocol.record()}
+    atomic_write_text(model_dir / "mdr.csv", table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_json(model_dir / "summary.json", record)
+    m = record["mae"]
+    log.info("%s: MAE omega_max %.1f K, S %.2f J/K/mol, F %.2f kJ/mol, C_V %.2f J/K/mol, band %.3f THz on %d "
+             "materials", name, m["omega_max_K_mae"], m["S_300K_mae"], m["F_300K_mae"], m["C_V_300K_mae"],
+             m["band_mae_THz"], len(materials))
+    return record

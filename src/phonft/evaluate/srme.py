@@ -1,0 +1,255 @@
+"""Thermal-conductivity metrics of Matbench Discovery: SRD, SRE and SRME (pure functions).
+
+Definitions (Póta, Ahlawat, Csányi, Simoncelli, arXiv:2408.00755; Matbench Discovery's
+``phonondb-v1`` kappa task), for one material at one temperature:
+
+- κ: the directionally averaged conductivity, (κ_xx + κ_yy + κ_zz)/3, in W/m/K;
+- κ̃_q,s: the *per-mode* averaged conductivity of mode s at irreducible q-point q, as
+  phono3py's ``mode_kappa``: it already carries the q-point weight, so that
+  κ = Σ_q,s κ̃_q,s / N_q with N_q = Σ_q w_q the number of mesh points;
+- SRD = 2 (κ_ML − κ_DFT) / (κ_ML + κ_DFT); SRE = |SRD|;
+- SRME = 2 Σ_q,s |κ̃_ML − κ̃_DFT| / (N_q (κ_ML + κ_DFT)), with N_q from the model's weights.
+
+Penalties, as Matbench Discovery applies them: SRME = 2 for a material with imaginary
+modes, whose relaxation changed the space group, or without a (finite) model
+conductivity; SRD = −2 (SRE = 2) when the model has no finite conductivity. Both metrics
+lie in [0, 2]; the benchmark score is the mean over materials.
+
+Everything here is float64 numpy, with no phono3py and no I/O, so that it can be checked
+against Matbench Discovery's ``matbench_discovery.metrics.phonons`` on identical inputs
+(``tests/test_kappa.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+PENALTY = 2.0
+"""SRME (and SRE) of a material that is penalised: the largest possible value."""
+
+DEGENERATE_THRESHOLD_THZ = 1e-4
+"""Two modes at one q-point closer than this (THz) are degenerate: their coherence
+term is counted with the populations, as phono3py's Wigner RTA did (versions 2-3)."""
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return True
+    return arr.size == 0 or bool(np.isnan(arr).any())
+
+
+def kappa_average(kappa: ArrayLike | None) -> NDArray[np.float64]:
+    """Directional average (κ_xx + κ_yy + κ_zz)/3 of Voigt-ordered conductivities.
+
+    ``kappa`` has shape (..., 6) (xx, yy, zz, yz, xz, xy) in W/m/K; the result has shape
+    (...). Any NaN (or ``None``) gives ``[nan]``, as Matbench Discovery's
+    ``calculate_kappa_avg`` does.
+    """
+    if _is_missing(kappa):
+        return np.array([np.nan])
+    return np.asarray(kappa, dtype=np.float64)[..., :3].mean(axis=-1)
+
+
+def mode_kappa_total(mode_kappa_p: ArrayLike, mode_kappa_c: ArrayLike, heat_capacity: ArrayLike
+                     ) -> NDArray[np.float64]:
+    """Per-mode total Wigner conductivity from the particle and coherence parts.
+
+    Parameters
+    ----------
+    mode_kappa_p
+        Particle (population) conductivity per mode, shape (T, q, s, 6), W/m/K (weighted).
+    mode_kappa_c
+        Coherence conductivity per mode pair, shape (T, q, s, s', 6), W/m/K (weighted).
+    heat_capacity
+        Mode heat capacities, shape (T, q, s) (any unit: only ratios enter).
+
+    Each pair's coherence term is shared between its two modes in proportion to their
+    heat capacities, κ_s += 2 C_s / (C_s + C_s') κ^C_ss' (0 where both C vanish). Returns
+    shape (T, q, s, 6).
+    """
+    p = np.asarray(mode_kappa_p, dtype=np.float64)
+    c = np.asarray(mode_kappa_c, dtype=np.float64)
+    cv = np.asarray(heat_capacity, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = 2.0 * cv[:, :, :, None] / (cv[:, :, :, None] + cv[:, :, None, :])
+        per_mode = (c * share[..., None]).sum(axis=3)
+    per_mode[np.isnan(per_mode)] = 0.0
+    return per_mode + p
+
+
+def split_mode_kappa_matrix(
+    matrix: ArrayLike,
+    heat_capacity: ArrayLike,
+    frequencies_THz: ArrayLike,
+    *,
+    cutoff_frequency_THz: float,
+    degenerate_threshold_THz: float = DEGENERATE_THRESHOLD_THZ,
+) -> dict[str, NDArray[np.float64]]:
+    """Particle/coherence split of a Wigner band-pair conductivity matrix.
+
+    phono3py ≥ 4.8 returns the SMM19 RTA conductivity as one band-pair matrix
+    M[T, q, s, s', 6] (W/m/K, weighted, diagonal = the particle-like term). phono3py 2-3,
+    with which the kappa103 DFT reference was computed, counted a pair (s ≠ s') as
+    coherence only when both frequencies exceed ``cutoff_frequency_THz`` and they differ
+    by more than ``degenerate_threshold_THz``; degenerate pairs went half to each mode's
+    particle term, and pairs with a mode at or below the cutoff were left out. This
+    function applies that convention, so that per-mode values are comparable with the
+    reference.
+
+    Parameters
+    ----------
+    matrix
+        shape (T, q, s, s, 6), W/m/K.
+    heat_capacity
+        shape (T, q, s), eV/K.
+    frequencies_THz
+        shape (q, s), THz.
+
+    Returns
+    -------
+    dict
+        ``mode_kappa_p`` (T, q, s, 6), ``mode_kappa_c`` (T, q, s, s, 6) (zero diagonal and
+        degenerate pairs), and ``mode_kappa_tot`` (T, q, s, 6) from
+        :func:`mode_kappa_total`.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    f = np.asarray(frequencies_THz, dtype=np.float64)
+    nb = f.shape[-1]
+    active = f > cutoff_frequency_THz
+    pair_ok = active[:, :, None] & active[:, None, :]  # (q, s, s')
+    same = np.abs(f[:, :, None] - f[:, None, :]) < degenerate_threshold_THz
+    off = ~np.eye(nb, dtype=bool)[None]
+    populations = pair_ok & (same | ~off)
+    coherences = pair_ok & ~same & off
+    m_pop = np.where(populations[None, ..., None], m, 0.0)
+    # a degenerate pair (s, s') adds half of M[s, s'] to s and half to s'
+    mode_kappa_p = 0.5 * (m_pop.sum(axis=3) + m_pop.sum(axis=2))
+    mode_kappa_c = np.where(coherences[None, ..., None], m, 0.0)
+    return {"mode_kappa_p": mode_kappa_p, "mode_kappa_c": mode_kappa_c,
+            "mode_kappa_tot": mode_kappa_total(mode_kappa_p, mode_kappa_c, heat_capacity)}
+
+
+def srd(kappa_pred_avg: ArrayLike | None, kappa_true_avg: ArrayLike) -> NDArray[np.float64]:
+    """Symmetric relative difference 2 (κ_ML − κ_DFT)/(κ_ML + κ_DFT) per temperature.
+
+    A missing or NaN model conductivity gives −2 (0 predicted conductivity).
+    """
+    true = np.atleast_1d(np.asarray(kappa_true_avg, dtype=np.float64))
+    if _is_missing(kappa_pred_avg):
+        return np.full(true.shape, -PENALTY)
+    pred = np.atleast_1d(np.asarray(kappa_pred_avg, dtype=np.float64))
+    out = 2.0 * (pred - true) / (pred + true)
+    return np.where(np.isnan(out), -PENALTY, out)
+
+
+def sre(kappa_pred_avg: ArrayLike | None, kappa_true_avg: ArrayLike) -> NDArray[np.float64]:
+    """Symmetric relative error |SRD| per temperature (2 for a missing prediction)."""
+    return np.abs(srd(kappa_pred_avg, kappa_true_avg))
+
+
+def srme(
+    mode_kappa_pred_avg: ArrayLike | None,
+    mode_kappa_true_avg: ArrayLike,
+    weights_pred: ArrayLike | None,
+    kappa_pred_avg: ArrayLike | None,
+    kappa_true_avg: ArrayLike,
+) -> NDArray[np.float64]:
+    """Symmetric relative mean error per temperature, no penalties but missing data.
+
+    Parameters
+    ----------
+    mode_kappa_pred_avg, mode_kappa_true_avg
+        Averaged per-mode conductivities κ̃, shape (T, q, s), W/m/K (weighted), with the
+        same q-point order.
+    weights_pred
+        q-point weights of the model's mesh, shape (q,); their sum is N_q.
+    kappa_pred_avg, kappa_true_avg
+        Averaged total conductivities, shape (T,), W/m/K.
+
+    Returns [2] when the model's conductivity, per-mode values or weights are missing or
+    NaN. A NaN reference is an error.
+    """
+    if _is_missing(kappa_true_avg):
+        raise ValueError("found NaNs in the reference kappa_tot_avg values")
+    if _is_missing(kappa_pred_avg) or _is_missing(mode_kappa_pred_avg) or _is_missing(weights_pred):
+        return np.array([PENALTY])
+    pred = np.asarray(mode_kappa_pred_avg, dtype=np.float64)
+    true = np.asarray(mode_kappa_true_avg, dtype=np.float64)
+    if pred.shape != true.shape:
+        raise ValueError(f"per-mode kappa shapes differ: model {pred.shape}, reference {true.shape}; "
+                         "both must be on the same q-point mesh")
+    n_q = np.asarray(weights_pred, dtype=np.float64).sum()
+    micro = np.abs(pred - true).sum(axis=tuple(range(1, pred.ndim))) / n_q
+    denominator = (np.atleast_1d(np.asarray(kappa_pred_avg, dtype=np.float64))
+                   + np.atleast_1d(np.asarray(kappa_true_avg, dtype=np.float64)))
+    return 2.0 * micro / denominator
+
+
+def penalty_reason(pred: Mapping[str, Any], true: Mapping[str, Any] | None = None) -> str | None:
+    """Why a model record scores SRME 2 before any arithmetic, or ``None``.
+
+    ``"failed"`` (an error, or no finite conductivity), ``"imaginary_modes"``,
+    ``"broken_symmetry"`` (relaxed space group differs from the initial one; when the
+    initial one is unknown, from the reference's ``spacegroup_initial``).
+    """
+    if pred.get("has_imaginary_modes") is True:
+        return "imaginary_modes"
+    final = pred.get("spacegroup_final")
+    if final:
+        initial = pred.get("spacegroup_initial") or (true or {}).get("spacegroup_initial")
+        if initial and final != initial:
+            return "broken_symmetry"
+    if pred.get("failed") or _is_missing(pred.get("kappa_tot_avg_W_mK")) \
+            or _is_missing(pred.get("mode_kappa_tot_avg_W_mK")) or _is_missing(pred.get("mode_weights")):
+        return "failed"
+    return None
+
+
+def align_qpoints(pred_qpoints: ArrayLike, true_qpoints: ArrayLike, atol: float = 1e-6) -> NDArray[np.int64]:
+    """Index array ``idx`` with ``pred_qpoints[idx]`` ≡ ``true_qpoints`` (modulo reciprocal
+    lattice vectors, reduced coordinates). Raises ``ValueError`` when the two irreducible
+    sets differ (another mesh or another symmetry reduction).
+    """
+    p = np.asarray(pred_qpoints, dtype=np.float64)
+    t = np.asarray(true_qpoints, dtype=np.float64)
+    if p.shape != t.shape:
+        raise ValueError(f"{len(p)} model q-points, {len(t)} reference q-points")
+    diff = t[:, None, :] - p[None, :, :]
+    same = np.all(np.abs(diff - np.rint(diff)) < atol, axis=-1)  # (true, pred)
+    if not np.all(same.sum(axis=1) == 1):
+        raise ValueError("the model's irreducible q-points are not those of the reference")
+    return np.argmax(same, axis=1)
+
+
+def material_metrics(pred: Mapping[str, Any], true: Mapping[str, Any]) -> dict[str, Any]:
+    """SRD, SRE and SRME of one material at the first temperature, with penalties.
+
+    ``pred`` and ``true`` are kappa records (see :mod:`phonft.evaluate.kappa`) with keys
+    ``kappa_tot_avg_W_mK`` (T,), ``mode_kappa_tot_avg_W_mK`` (T, q, s), ``mode_weights``
+    (q,), optionally ``qpoints`` (q, 3) and the flags ``has_imaginary_modes``,
+    ``spacegroup_initial``, ``spacegroup_final``, ``failed``. When both carry q-points in a
+    different order, the model's modes are reordered to the reference's first.
+
+    Returns ``{"srd", "sre", "srme", "penalty"}`` (floats; ``penalty`` is the reason or
+    ``None``).
+    """
+    kp = None if pred.get("failed") else pred.get("kappa_tot_avg_W_mK")
+    d = float(srd(kp, true["kappa_tot_avg_W_mK"])[0])
+    reason = penalty_reason(pred, true)
+    if reason is not None:
+        return {"srd": d, "sre": abs(d), "srme": PENALTY, "penalty": reason}
+    mode_pred = np.asarray(pred["mode_kappa_tot_avg_W_mK"], dtype=np.float64)
+    if pred.get("qpoints") is not None and true.get("qpoints") is not None:
+        idx = align_qpoints(pred["qpoints"], true["qpoints"])
+        mode_pred = mode_pred[:, idx]
+    value = float(srme(mode_pred, true["mode_kappa_tot_avg_W_mK"], pred["mode_weights"],
+                       pred["kappa_tot_avg_W_mK"], true["kappa_tot_avg_W_mK"])[0])
+    return {"srd": d, "sre": abs(d), "srme": value, "penalty": None}

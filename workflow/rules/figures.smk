@@ -1,0 +1,27 @@
+rule figures:
+    """Every figure, redrawn from results/: parity, improvement, bands, double wells, kappa, training curves."""
+    input:
+        summaries=[f"{RESULTS}/evaluate/{m}/summary.json" for m in EVAL_MODELS],
+        wells=[f"{RESULTS}/evaluate/{m}/{w}/double_well.json" for m in EVAL_MODELS for w in EVAL.get("double_well", [])],
+        metrics=[f"{RESULTS}/finetune/{r}/metrics.csv" for r in RUNS],
+    output:
+        figure_reports(),
+    params:
+        models=" ".join(EVAL_MODELS),
+        materials=" ".join(EVAL_MATERIALS),
+        wells=" ".join(EVAL.get("double_well", [])),
+        runs=" ".join(RUNS),
+        kappa=(f"--kappa-materials {' '.join(KAPPA['materials'])} " if KAPPA.get("materials") else "")
+        + (f"--kappa103 " if KAPPA103.get("enabled") else ""),
+    log:
+        "logs/figures.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/plot.yaml"
+    shell:
+        "phonft figures --evaluate {RESULTS}/evaluate --models {params.models} --materials {params.materials} "
+        "--double-well {params.wells} --runs {params.runs} --finetune {RESULTS}/finetune {params.kappa}"
+        "--kappa-reference {KAPPA_REFERENCE_DIR} --out {FIGURES} > {log} 2>&1"
