@@ -30,6 +30,7 @@ _REFERENCE_SPECS = {
     "mp-149": {"format": "mdr", "path": "data/mdr/mp-149.yaml.bz2"},
     "MgO": {"format": "force_sets", "path": "data/dft-phonons/MgO"},
     "NaCl": {"format": "force_sets", "path": "data/dft-phonons/NaCl"},
+    "CaTiO3": {"format": "force_sets", "path": "data/dft-phonons/CaTiO3"},
     "Si": {"format": "vasprun", "path": "data/dft-phonons/Si", "files": ["vasprun.xml"]},
 }
 

@@ -164,13 +164,14 @@ def relaxed_phonopy(model, ref_dir: str | os.PathLike, material: str, protocol: 
                    where=material)
     log.info("%s: relaxed in %d steps (converged=%s, space group %d -> %d)", material, result.n_steps,
              result.converged, result.spacegroup_before, result.spacegroup_after)
-    ph = Phonopy(_to_phonopy(result.atoms), supercell_matrix=ref.supercell_matrix,
+    # the reference's masses (phonopy's table, or the DFT code's), not ASE's: same dynamical matrix weights
+    ph = Phonopy(_to_phonopy(result.atoms, ref.unitcell.masses), supercell_matrix=ref.supercell_matrix,
                  primitive_matrix=ref.primitive_matrix, symprec=protocol.symprec, log_level=0)
     return ph, result
 
 
-def _to_phonopy(atoms):
+def _to_phonopy(atoms, masses):
     from phonopy.structure.atoms import PhonopyAtoms
 
     return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
-                        scaled_positions=atoms.get_scaled_positions(), masses=atoms.get_masses())
+                        scaled_positions=atoms.get_scaled_positions(), masses=np.asarray(masses, dtype=float))
