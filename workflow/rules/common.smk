@@ -270,10 +270,11 @@ def kappa103_tasks():
     """Ids of the kappa103 structures to score (read from the data's id list at parse time)."""
     if not KAPPA103.get("enabled"):
         return []
-    from phonft.evaluate.kappa_ids import kappa103_ids
+    from phonft.evaluate.kappa import load_kappa103
 
-    return kappa103_ids(KAPPA103.get("data_dir"), KAPPA103.get("ids") or None, KAPPA103.get("first_n"),
-                        config.get("cache_dir"))
+    tasks = load_kappa103(KAPPA103.get("data_dir"), KAPPA103.get("ids") or None, KAPPA103.get("first_n"),
+                          config.get("cache_dir"))
+    return [t.id for t in tasks]
 
 
 def eval_summary_inputs(wildcards):
@@ -305,6 +306,7 @@ def eval_summary_args(wildcards):
             args.append(f"--kappa-materials {' '.join(KAPPA['materials'])}")
         if KAPPA103.get("enabled"):
             args.append("--kappa103" + (f" --kappa103-data '{KAPPA103['data_dir']}'" if KAPPA103.get("data_dir") else ""))
+            args.append(cache_arg())
         if base:
             args.append(f"--base-kappa-dir {RESULTS}/evaluate/{base}")
     return " ".join(args)

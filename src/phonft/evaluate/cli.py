@@ -44,10 +44,11 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
     kappa = None
     if args.kappa_dir:
-        from phonft.evaluate.run import kappa_summary
+        from phonft.evaluate.kappa_io import kappa_summary
 
         kappa = kappa_summary(args.kappa_dir, args.kappa_reference, args.kappa_materials or [],
-                              base_dir=args.base_kappa_dir)
+                              base_dir=args.base_kappa_dir, kappa103=args.kappa103,
+                              kappa103_data=args.kappa103_data, cache_dir=args.cache_dir)
     summarize(args.name, args.model, args.materials, args.model_dir, args.references,
               splits=_json_arg(args.splits, "--splits"), base_dir=args.base_dir, base_name=args.base_name,
               kappa=kappa, protocol=_mdr_protocol(args))
@@ -99,9 +100,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--splits", help="material -> split role (train/val/test/unseen) as JSON")
     a.add_argument("--base-dir", help="the base model's results/evaluate/<base> (fine-tuned models)")
     a.add_argument("--base-name", help="the base model's name")
-    a.add_argument("--kappa-dir", help="the model's kappa records folder (<material>/kappa.json)")
-    a.add_argument("--base-kappa-dir", help="the base model's kappa records folder")
-    a.add_argument("--kappa-reference", help="DFT kappa records folder (<material>/kappa.json)")
+    a.add_argument("--kappa-dir", help="the model's folder holding kappa/<material>.json and kappa103/<id>.json")
+    a.add_argument("--base-kappa-dir", help="the base model's folder of the same layout")
+    a.add_argument("--kappa-reference", help="DFT kappa records folder (<material>.json)")
+    a.add_argument("--kappa103", action="store_true", help="also score the model's kappa103 records")
+    a.add_argument("--kappa103-data", help="kappa103 folder (default ../shared/data/kappa103, else download)")
+    a.add_argument("--cache-dir", help="download cache (default: $PHONFT_CACHE or ~/.cache/phonft)")
     a.add_argument("--kappa-materials", nargs="*", help="materials with kappa records")
     a.add_argument("--protocol", help="MDRProtocol fields as JSON (recorded)")
     _log_args(a)
