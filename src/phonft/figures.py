@@ -36,8 +36,8 @@ STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.font
          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3,
          "savefig.dpi": 150, "figure.dpi": 100}
 
-MDR_PANELS = [("omega_max_K", r"$\omega_\mathrm{max}$ (K)"), ("S_300K", "S at 300 K (J/K/mol)"),
-              ("F_300K", "F at 300 K (kJ/mol)"), ("C_V_300K", r"$C_V$ at 300 K (J/K/mol)")]
+MDR_PANELS = [("omega_max_K", r"$\omega_\mathrm{max}$", "K"), ("S_300K", "S at 300 K", "J/K/mol"),
+              ("F_300K", "F at 300 K", "kJ/mol"), ("C_V_300K", r"$C_V$ at 300 K", "J/K/mol")]
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
@@ -98,29 +98,30 @@ def plot_mdr_parity(tables: dict[str, Any], path: str | os.PathLike) -> Path:
     """2x2 parity plots of the MDR quantities; ``tables`` maps model name -> mdr.csv frame."""
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, 2, figsize=(8, 7.2), constrained_layout=True)
-        for ax, (key, label) in zip(axes.ravel(), MDR_PANELS):
+        for ax, (key, label, unit) in zip(axes.ravel(), MDR_PANELS):
             lo, hi = np.inf, -np.inf
             for i, (name, df) in enumerate(tables.items()):
                 x, y = df[f"{key}_dft"].to_numpy(float), df[f"{key}_model"].to_numpy(float)
                 mae = float(np.mean(np.abs(y - x)))
                 ax.scatter(x, y, s=36, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
-                           edgecolor="white", linewidth=0.5, label=f"{name} (MAE {mae:.3g})", zorder=3)
+                           edgecolor="white", linewidth=0.5, label=f"{name} (MAE {mae:.3g} {unit})", zorder=3)
                 lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
             pad = 0.06 * (hi - lo if hi > lo else 1.0)
             ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color=DFT_COLOR, lw=0.8, ls="--", zorder=1)
             ax.set_xlim(lo - pad, hi + pad)
             ax.set_ylim(lo - pad, hi + pad)
             ax.set_aspect("equal")
-            ax.set_xlabel(f"DFT {label}")
-            ax.set_ylabel(f"model {label}")
-            ax.legend(loc="upper left")
+            ax.set_xlabel(f"DFT {label} ({unit})")
+            ax.set_ylabel(f"model {label} ({unit})")
+            ax.legend(loc="best", framealpha=0.9)
         materials = next(iter(tables.values()))["material"].tolist() if tables else []
         fig.suptitle(f"MDR phonon metrics on {len(materials)} materials: {', '.join(materials)}")
         return _save(fig, path)
 
 
 def _segment_ticks(distances: list[list[float]], labels: list[str], connections: list[bool]):
-    """Tick positions and labels of a band path, merging 'X|U' at disconnected joints."""
+    """Tick positions and labels of a band path, merging 'X|U' at disconnected joints and
+    dropping a label one line lower when it would touch its left neighbour."""
     ticks, names = [distances[0][0]], [labels[0]]
     k = 1
     for seg, connected in zip(distances, connections):
@@ -131,6 +132,10 @@ def _segment_ticks(distances: list[list[float]], labels: list[str], connections:
         else:
             names.append(f"{labels[k]}|{labels[k + 1]}" if k + 1 < len(labels) else labels[k])
             k += 2
+    span = (ticks[-1] - ticks[0]) or 1.0
+    for i in range(1, len(ticks)):
+        if (ticks[i] - ticks[i - 1]) / span < 0.05 and not names[i - 1].startswith("\n"):
+            names[i] = "\n" + names[i]
     return ticks, names
 
 
@@ -157,8 +162,9 @@ def plot_bands(records: dict[str, dict[str, Any]], material: str, path: str | os
         ax.set_xlim(ticks[0], ticks[-1])
         ax.grid(False)
         ax.set_ylabel("frequency (THz)")
-        ax.set_title(f"{material}: phonon bands along the seekpath path")
-        ax.legend(handles=handles, loc="best", framealpha=0.9)
+        ax.set_title(f"{material}: phonon bands along the seekpath path", pad=28)
+        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles),
+                  frameon=False, fontsize=7.5)
         return _save(fig, path)
 
 

@@ -679,6 +679,37 @@ def model_kappa(model, task: KappaTask, protocol: KappaProtocol | None = None, *
     return _finish(record, t0)
 
 
+def model_kappa_many(model, tasks: Sequence[KappaTask], protocol: KappaProtocol | None = None, *,
+                     out_dir: str | os.PathLike | None = None, batch_atoms: int = 1024,
+                     progress: bool = True) -> dict[str, dict[str, Any]]:
+    """:func:`model_kappa` over many tasks, with a progress bar; records keyed by id.
+
+    With ``out_dir`` each record is written to ``out_dir/<id>.json.gz`` as soon as it is
+    done, and a record already there with the same model spec and protocol digest (and not
+    failed) is reused, so that a killed run continues where it stopped.
+    """
+    from tqdm.auto import tqdm
+
+    protocol = protocol or KappaProtocol()
+    spec = getattr(model, "spec", str(model))
+    records: dict[str, dict[str, Any]] = {}
+    bar = tqdm(tasks, desc=f"kappa {spec}", unit="material", disable=not progress, mininterval=5.0)
+    for task in bar:
+        bar.set_postfix_str(task.id)
+        path = Path(out_dir) / f"{task.id}.json.gz" if out_dir is not None else None
+        if path is not None and path.is_file():
+            old = read_kappa_record(path)
+            if old.get("model") == spec and old.get("protocol_digest") == protocol.digest() and not old.get("failed"):
+                records[task.id] = old
+                continue
+        records[task.id] = rec = model_kappa(model, task, protocol, batch_atoms=batch_atoms, progress=False)
+        if path is not None:
+            write_kappa_record(path, rec)
+        log.info("%s: %s, kappa %s W/m/K, %.0f s", task.id, rec["status"], rec["kappa_tot_avg_W_mK"],
+                 rec["timings_s"]["total"])
+    return records
+
+
 def dft_kappa(phono3py_params_path: str | os.PathLike, task: KappaTask,
               protocol: KappaProtocol | None = None) -> dict[str, Any]:
     """The conductivity record of the DFT forces stored in ``phono3py_params_path``.

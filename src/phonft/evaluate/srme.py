@@ -71,16 +71,18 @@ def mode_kappa_total(mode_kappa_p: ArrayLike, mode_kappa_c: ArrayLike, heat_capa
     heat_capacity
         Mode heat capacities, shape (T, q, s) (any unit: only ratios enter).
 
-    Each pair's coherence term is shared between its two modes in proportion to their
-    heat capacities, κ_s += 2 C_s / (C_s + C_s') κ^C_ss' (0 where both C vanish). Returns
-    shape (T, q, s, 6).
+    Each pair's coherence term is shared between its two modes by heat-capacity ratios,
+    with the index order of k_SRME's ``calculate_mode_kappa_TOT`` and Matbench Discovery's
+    ``calc_mode_kappa_tot`` (with which the kappa103 reference was made):
+    κ_s' = κ^P_s' + Σ_s 2 C_s / (C_s + C_s') κ^C_ss' (terms where both C vanish are 0).
+    For a symmetric κ^C the coherence total is conserved. Returns shape (T, q, s, 6).
     """
     p = np.asarray(mode_kappa_p, dtype=np.float64)
     c = np.asarray(mode_kappa_c, dtype=np.float64)
     cv = np.asarray(heat_capacity, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = 2.0 * cv[:, :, :, None] / (cv[:, :, :, None] + cv[:, :, None, :])
-        per_mode = (c * share[..., None]).sum(axis=3)
+        share = 2.0 * cv[:, :, :, None] / (cv[:, :, :, None] + cv[:, :, None, :])  # [T, q, s, s']
+        per_mode = (c * share[..., None]).sum(axis=2)  # summed over the first band index s
     per_mode[np.isnan(per_mode)] = 0.0
     return per_mode + p
 
