@@ -140,6 +140,7 @@ rule evaluate_summary:
         model=lambda wc: EVAL_MODELS[wc.model]["spec"],
         args=eval_summary_args,
         refs=f"{RESULTS}/references",
+        model_dir=lambda wc, output: str(Path(output.summary).parent),
         protocol=mdr_protocol_json(),
     log:
         "logs/evaluate/{model}/summary.log",
@@ -150,5 +151,5 @@ rule evaluate_summary:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate summary --name {wildcards.model} --model {params.model} --model-dir {RESULTS}/evaluate/"
-        "{wildcards.model} --references {params.refs} {params.args} --protocol {params.protocol:q} > {log} 2>&1"
+        "phonft evaluate summary --name {wildcards.model} --model {params.model} --model-dir {params.model_dir} "
+        "--references {params.refs} {params.args} --protocol {params.protocol:q} > {log} 2>&1"

@@ -11,6 +11,9 @@ rule figures:
         materials=" ".join(EVAL_MATERIALS),
         wells=" ".join(EVAL.get("double_well", [])),
         runs=" ".join(RUNS),
+        evaluate=lambda wc, input: str(Path(input.summaries[0]).parents[1]),
+        finetune=lambda wc, input: str(Path(input.metrics[0]).parents[1]) if input.metrics else "none",
+        out=lambda wc, output: str(Path(output[0]).parent),
         kappa=(f"--kappa-materials {' '.join(KAPPA['materials'])} " if KAPPA.get("materials") else "")
         + (f"--kappa103 " if KAPPA103.get("enabled") else ""),
     log:
@@ -22,6 +25,6 @@ rule figures:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "phonft figures --evaluate {RESULTS}/evaluate --models {params.models} --materials {params.materials} "
-        "--double-well {params.wells} --runs {params.runs} --finetune {RESULTS}/finetune {params.kappa}"
-        "--kappa-reference {KAPPA_REFERENCE_DIR} --out {FIGURES} > {log} 2>&1"
+        "phonft figures --evaluate {params.evaluate} --models {params.models} --materials {params.materials} "
+        "--double-well {params.wells} --runs {params.runs} --finetune {params.finetune} {params.kappa}"
+        "--out {params.out} > {log} 2>&1"
