@@ -245,3 +245,79 @@ def test_double_well_refuses_a_stable_reference(references, tmp_path):
     with pytest.raises(ConfigError, match="dynamically stable"):
         evaluate_double_well("chgnet", references("MgO"), "MgO", tmp_path / "w.json")
     assert not (tmp_path / "w.json").exists()
+
+
+def _png(path):
+    data = path.read_bytes()
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_figures_from_results(tmp_path):
+    """Every figure kind is drawn from a results/ tree made of the real record formats."""
+    from phonft.evaluate.bands import band_record
+    from phonft.evaluate.run import summarize
+    from phonft.figures import draw_all
+    from phonft_testdata import REPO
+
+    ev = tmp_path / "evaluate"
+    for m, (dft, base, ft) in {"A": (500.0, 400.0, 450.0), "B": (800.0, 900.0, 820.0)}.items():
+        _write_case(ev, "refs", m, dft, True)
+        _write_case(ev, "base", m, base, m != "B")
+        _write_case(ev, "ft", m, ft, True)
+    from phonft.evaluate.mdr import load_reference_phonopy
+    from phonft.references import Reference
+
+    Reference.read({"format": "force_sets", "path": "data/dft-phonons/MgO"}, base_dir=REPO).write(tmp_path / "MgO", "MgO")
+    ph = load_reference_phonopy(tmp_path / "MgO")
+    for model in ("base", "ft"):
+        (ev / model / "A" / "bands.json").write_text(json.dumps({**band_record(ph, ph, npoints=5)}))
+        well = {"qpoint": [0.5, 0.5, 0.5], "dft_frequency_THz": -6.0, "amplitudes_amu_half_A": [-1, 0, 1],
+                "energy_dft_harmonic_eV_per_cell": [-0.07, 0, -0.07], "energy_model_eV_per_cell": [-0.05, 0, -0.05],
+                "model_well_depth_meV_per_cell": 50.0}
+        (ev / model / "A" / "double_well.json").write_text(json.dumps(well))
+    summarize("base", "chgnet", ["A", "B"], ev / "base", ev / "refs")
+    summarize("ft", "x/model.pt", ["A", "B"], ev / "ft", ev / "refs", base_dir=ev / "base", base_name="base")
+    run = tmp_path / "finetune" / "r"
+    run.mkdir(parents=True)
+    pd.DataFrame([{"epoch": e, "train_hessian_mae": 1 / (e + 1), "val_hessian_mae": 1 / (e + 2),
+                   "replay_force_mae": 0.01 * e} for e in range(4)]).to_csv(run / "metrics.csv", index=False)
+    (run / "train.json").write_text(json.dumps({"best_epoch": 2}))
+    written = draw_all(ev, ["base", "ft"], tmp_path / "figures", materials=["A"], double_well=["A"], runs=["r"],
+                       finetune_dir=tmp_path / "finetune")
+    names = sorted(p.relative_to(tmp_path / "figures").as_posix() for p in written)
+    assert names == ["bands/A.png", "double_well/A.png", "improvement.png", "mdr_parity.png",
+                     "training_curve/r.png"]
+    assert all(_png(p) for p in written)
+
+
+def test_kappa_parity_figure(tmp_path):
+    from phonft.figures import plot_kappa_parity
+
+    out = plot_kappa_parity({"base": [("Si", 120.0, 60.0)], "ft": [("Si", 120.0, 100.0), ("X", 2.0, 3.0)]},
+                            tmp_path / "k.png")
+    assert _png(out)
+
+
+def test_cli_evaluate_mdr_and_summary(references, tmp_path):
+    """`phonft evaluate mdr` with a code-built MACE model writes both records, then `summary`."""
+    from phonft.cli import main
+
+    ref = references("mp-149")
+    out = tmp_path / "ev" / "mace" / "mp-149"
+    options = json.dumps({"elements": ["Si"], "seed": 0, "r_max": 4.0})
+    assert main(["evaluate", "mdr", "--model", "mace-small", "--model-options", options, "--name", "mace",
+                 "--reference", str(ref), "--material", "mp-149", "--out", str(out), "--device", "cpu",
+                 "--protocol", json.dumps({"max_steps": 50, "band_npoints": 5})]) == 0
+    thermal = json.loads((out / "thermal.json").read_text())
+    bands = json.loads((out / "bands.json").read_text())
+    assert thermal["model_name"] == "mace" and thermal["protocol"]["max_steps"] == 50
+    assert bands["band_mae_THz"] > 0 and len(bands["frequencies_model_THz"]) == len(bands["qpoints"])
+    refs_root = ref.parent
+    assert main(["evaluate", "summary", "--name", "mace", "--model", "mace-small", "--materials", "mp-149",
+                 "--model-dir", str(out.parent), "--references", str(refs_root)]) == 0
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["n_materials"] == 1 and summary["mae"]["omega_max_K_mae"] >= 0
+    # an unknown protocol key is a one-line error (exit 2), nothing written
+    assert main(["evaluate", "mdr", "--model", "chgnet", "--reference", str(ref), "--material", "mp-149",
+                 "--out", str(tmp_path / "bad"), "--protocol", '{"fmax": 1}']) == 2
+    assert not (tmp_path / "bad").exists()
