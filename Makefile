@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   runs the default workflow (offline, real DFT data)
+#   make demo   runs the default workflow (offline, real DFT data) and writes report.html
 #   make test   runs the test suite
 # Each creates the Python environment first if it is missing (scripts/bootstrap.sh).
 
@@ -15,6 +15,7 @@ env:
 
 demo: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report report.html
 
 test: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)

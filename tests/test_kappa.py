@@ -581,7 +581,6 @@ def test_unknown_element_fails_the_material_not_the_run(si_dft_coarse):
     assert rec["failed"] and "does not know element(s) Si" in rec["error"]
 
 
-@pytest.mark.slow
 def test_model_pipeline_chgnet_si(si_dft_coarse, chgnet64):
     """CHGNet on Si at a coarse mesh: relaxed with symmetry kept, no imaginary modes, a
     finite Wigner conductivity and an SRME strictly between 0 and 2."""
