@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="chgnet", help="model spec (default chgnet)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch-atoms", type=int, nargs="+", default=[256, 1024, 4096],
+    ap.add_argument("--batch-atoms", type=int, nargs="+", default=[64, 128, 512, 1024, 4096],
                     help="atom budgets of the batched evaluation")
     ap.add_argument("--out", help="also write the numbers as JSON here")
     args = ap.parse_args(argv)

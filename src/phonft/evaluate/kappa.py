@@ -470,7 +470,7 @@ def _cells(supercells: Sequence[Any]) -> tuple[list[Atoms], list[int]]:
 
 
 def _model_forces(model, supercells: Sequence[Any], n_atoms: int, protocol: KappaProtocol, where: str,
-                  batch_atoms: int, progress: bool) -> np.ndarray:
+                  batch_atoms: int | None, progress: bool) -> np.ndarray:
     from phonft.evaluate.forces import displaced_forces
 
     cells, present = _cells(supercells)
@@ -619,7 +619,7 @@ def _flags_and_conductivity(ph3, record: dict[str, Any], protocol: KappaProtocol
 # --------------------------------------------------------------------------- public API
 
 
-def model_kappa(model, task: KappaTask, protocol: KappaProtocol | None = None, *, batch_atoms: int = 1024,
+def model_kappa(model, task: KappaTask, protocol: KappaProtocol | None = None, *, batch_atoms: int | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """The conductivity record of ``model`` on ``task`` (never raises for the material).
 
@@ -680,7 +680,7 @@ def model_kappa(model, task: KappaTask, protocol: KappaProtocol | None = None, *
 
 
 def model_kappa_many(model, tasks: Sequence[KappaTask], protocol: KappaProtocol | None = None, *,
-                     out_dir: str | os.PathLike | None = None, batch_atoms: int = 1024,
+                     out_dir: str | os.PathLike | None = None, batch_atoms: int | None = None,
                      progress: bool = True) -> dict[str, dict[str, Any]]:
     """:func:`model_kappa` over many tasks, with a progress bar; records keyed by id.
 

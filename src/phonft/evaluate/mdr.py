@@ -53,7 +53,8 @@ class MDRProtocol(Protocol):
     band_npoints
         q-points per segment of the seekpath band path.
     batch_atoms
-        Atoms per batched force evaluation (a memory knob; results do not depend on it).
+        Atoms per batched force evaluation; ``None`` picks 128 on a CPU and 4096 on a GPU
+        (a speed and memory knob: the forces do not depend on it).
     """
 
     name: ClassVar[str] = "mdr"
@@ -68,7 +69,7 @@ class MDRProtocol(Protocol):
     gamma_acoustic_tolerance_K: float = -35.0
     symprec: float = 1e-5
     band_npoints: int = 51
-    batch_atoms: int = 1024
+    batch_atoms: int | None = None
 
     def phonon_protocol(self) -> ReferenceProtocol:
         """The thermal/stability part, in the references' own protocol type."""
