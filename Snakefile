@@ -23,7 +23,7 @@ wildcard_constraints:
     run=RUN_PATTERN,
     variant="|".join(VARIANTS),
     model=MODEL_PATTERN,
-    mp_id=r"mp-\d+",
+    mp_id=r"[A-Za-z0-9_.-]+",
 
 
 include: "workflow/rules/structures.smk"

@@ -193,8 +193,10 @@ def plot_double_well(records: dict[str, dict[str, Any]], material: str, path: st
         return _save(fig, path)
 
 
-def plot_kappa_parity(points: dict[str, list[tuple[str, float, float]]], path: str | os.PathLike) -> Path:
-    """Log-log parity of kappa (W/m/K); ``points`` maps model -> [(material, dft, model)]."""
+def plot_kappa_parity(points: dict[str, list[tuple[str, float, float]]], path: str | os.PathLike,
+                      srme: dict[str, float | None] | None = None) -> Path:
+    """Log-log parity of kappa (W/m/K); ``points`` maps model -> [(material, dft, model)],
+    ``srme`` model -> mean SRME (legend)."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(4.8, 4.6), constrained_layout=True)
         values = [v for pts in points.values() for _, a, b in pts for v in (a, b) if v and v > 0]
@@ -207,7 +209,9 @@ def plot_kappa_parity(points: dict[str, list[tuple[str, float, float]]], path: s
             if good:
                 _, x, y = zip(*good)
                 ax.scatter(x, y, s=40, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
-                           edgecolor="white", linewidth=0.5, label=f"{name} ({len(good)} materials)", zorder=3)
+                           edgecolor="white", linewidth=0.5, zorder=3,
+                           label=f"{name} ({len(good)} material{'s' if len(good) > 1 else ''}"
+                                 + (f", SRME {srme[name]:.3f})" if (srme or {}).get(name) is not None else ")"))
             if len(good) <= 3:
                 for m, a, b in good:
                     ax.annotate(m, (a, b), textcoords="offset points", xytext=(6, -10 - 10 * i), fontsize=7)
@@ -283,5 +287,6 @@ def draw_all(evaluate_dir: str | os.PathLike, models: Sequence[str], out_dir: st
         written.append(training_curve_from_run(Path(finetune_dir) / run, out_dir / "training_curve" / f"{run}.png"))
     if kappa_materials or kappa103:
         points = kappa_parity_points(evaluate_dir, models, kappa_materials, kappa_reference, kappa103)
-        written.append(plot_kappa_parity(points, out_dir / "kappa_parity.png"))
+        srme = {m: (s.get("kappa") or {}).get("srme_mean") for m, s in summaries.items()}
+        written.append(plot_kappa_parity(points, out_dir / "kappa_parity.png", srme))
     return written
