@@ -219,6 +219,8 @@ def test_summary_mae_and_improvement_over_base(tmp_path):
     assert out["improvement_percent"]["S_300K_mae"] == pytest.approx(65.0)
     assert out["improvement_percent"]["band_mae_THz"] == pytest.approx(50.0)
     assert out["base"]["instability"]["fp"] == 1 and out["instability"]["fp"] == 0
+    assert out["mae_by_split"]["test"]["omega_max_K_mae"] == 50.0
+    assert out["improvement_percent_by_split"]["unseen"]["omega_max_K_mae"] == pytest.approx(80.0)
     assert out["protocol"]["name"] == "mdr" and len(out["protocol_digest"]) == 16 and "phonopy" in out["versions"]
     table = pd.read_csv(tmp_path / "ft" / "mdr.csv")
     assert table["split"].tolist() == ["test", "unseen"]

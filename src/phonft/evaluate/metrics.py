@@ -105,6 +105,13 @@ def instability_scores(stable_dft: list[bool], stable_model: list[bool]) -> Inst
     return InstabilityScores(tp, fp, fn, tn, precision, recall, f1, accuracy)
 
 
+def _by_split(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """MAEs per split role (train / val / test / unseen), where the table records roles."""
+    if "split" not in table or table["split"].isna().all():
+        return {}
+    return {str(k): mae(g) for k, g in table.groupby(table["split"].fillna(""), sort=True) if str(k)}
+
+
 def improvement_percent(base: dict[str, float], model: dict[str, float]) -> dict[str, float | None]:
     """100·(base − model)/base for every error metric (positive: the model is better)."""
     out: dict[str, float | None] = {}
@@ -128,6 +135,7 @@ def summary(name: str, model_spec: str, table: pd.DataFrame, *, base: pd.DataFra
         "materials": table["material"].tolist(),
         "n_materials": int(len(table)),
         "mae": mae(table),
+        "mae_by_split": _by_split(table),
         "units": {name: unit for name, (_, _, unit) in QUANTITIES.items()} | {"band_mae": "THz"},
         "instability": asdict(inst),
         "kappa": kappa,
@@ -138,6 +146,10 @@ def summary(name: str, model_spec: str, table: pd.DataFrame, *, base: pd.DataFra
                        "instability": asdict(instability_scores(base["stable_dft"].tolist(),
                                                                 base["stable_model"].tolist()))}
         out["improvement_percent"] = improvement_percent(mae(base), mae(table))
+        base_split, model_split = _by_split(base), _by_split(table)
+        out["base"]["mae_by_split"] = base_split
+        out["improvement_percent_by_split"] = {k: improvement_percent(base_split[k], model_split[k])
+                                               for k in model_split if k in base_split}
         if kappa and (kappa.get("base") or {}).get("srme_mean") is not None:
             out["improvement_percent"]["kappa_srme"] = improvement_percent(
                 {"s": kappa["base"]["srme_mean"]}, {"s": kappa["srme_mean"]})["s"]
