@@ -142,9 +142,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
     from phonft.figures import draw_all
 
     written = draw_all(args.evaluate, args.models, args.out, materials=args.materials,
-                       double_well=args.double_well, runs=args.runs, finetune_dir=args.finetune,
-                       kappa_materials=args.kappa_materials, kappa_reference=args.kappa_reference,
-                       kappa103=args.kappa103)
+                       double_well=args.double_well, runs=args.runs, finetune_dir=args.finetune, kappa=args.kappa)
     log.info("wrote %d figures under %s", len(written), args.out)
 
 
@@ -222,9 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--double-well", nargs="*", default=[], help="materials with a double-well scan")
     p.add_argument("--runs", nargs="*", default=[], help="fine-tuning runs with a training curve")
     p.add_argument("--finetune", default="results/finetune", help="finetune results root")
-    p.add_argument("--kappa-materials", nargs="*", default=[], help="materials with kappa records")
-    p.add_argument("--kappa-reference", help="DFT kappa records folder")
-    p.add_argument("--kappa103", action="store_true", help="also plot the kappa103 records")
+    p.add_argument("--kappa", action="store_true", help="draw the kappa parity plot (summaries with kappa scores)")
     p.add_argument("--out", required=True, help="output folder (results/figures)")
     p.add_argument("--log", help="also write the log to this file")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -212,9 +212,14 @@ def plot_kappa_parity(points: dict[str, list[tuple[str, float, float]]], path: s
                            edgecolor="white", linewidth=0.5, zorder=3,
                            label=f"{name} ({len(good)} material{'s' if len(good) > 1 else ''}"
                                  + (f", SRME {srme[name]:.3f})" if (srme or {}).get(name) is not None else ")"))
-            if len(good) <= 3:
-                for m, a, b in good:
-                    ax.annotate(m, (a, b), textcoords="offset points", xytext=(6, -10 - 10 * i), fontsize=7)
+        tops: dict[str, tuple[float, float]] = {}
+        for pts in points.values():
+            for m, a, b in pts:
+                if a and b and a > 0 and b > 0 and b >= tops.get(m, (a, 0.0))[1]:
+                    tops[m] = (a, b)
+        if len(tops) <= 12:  # name each material once, above its highest point
+            for m, (a, b) in tops.items():
+                ax.annotate(m, (a, b), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
@@ -259,12 +264,12 @@ def plot_improvement(summaries: dict[str, dict[str, Any]], path: str | os.PathLi
 
 def draw_all(evaluate_dir: str | os.PathLike, models: Sequence[str], out_dir: str | os.PathLike, *,
              materials: Sequence[str] = (), double_well: Sequence[str] = (), runs: Sequence[str] = (),
-             finetune_dir: str | os.PathLike = "results/finetune", kappa_materials: Sequence[str] = (),
-             kappa_reference: str | os.PathLike | None = None, kappa103: bool = False) -> list[Path]:
+             finetune_dir: str | os.PathLike = "results/finetune", kappa: bool = False) -> list[Path]:
     """Draw every figure from ``results/`` into ``out_dir``; returns the written paths.
 
     ``models`` are names under ``evaluate_dir``; fine-tuned ones are those whose
-    ``summary.json`` names a base model, and feed the improvement chart.
+    ``summary.json`` names a base model, and feed the improvement chart. ``kappa`` draws
+    the kappa parity plot from the summaries' kappa blocks.
     """
     import pandas as pd
 
@@ -285,8 +290,8 @@ def draw_all(evaluate_dir: str | os.PathLike, models: Sequence[str], out_dir: st
         written.append(plot_double_well(records, material, out_dir / "double_well" / f"{material}.png"))
     for run in runs:
         written.append(training_curve_from_run(Path(finetune_dir) / run, out_dir / "training_curve" / f"{run}.png"))
-    if kappa_materials or kappa103:
-        points = kappa_parity_points(evaluate_dir, models, kappa_materials, kappa_reference, kappa103)
+    if kappa:
+        points = kappa_parity_points(evaluate_dir, models)
         srme = {m: (s.get("kappa") or {}).get("srme_mean") for m, s in summaries.items()}
         written.append(plot_kappa_parity(points, out_dir / "kappa_parity.png", srme))
     return written

@@ -14,8 +14,7 @@ rule figures:
         evaluate=lambda wc, input: str(Path(input.summaries[0]).parents[1]),
         finetune=lambda wc, input: str(Path(input.metrics[0]).parents[1]) if input.metrics else "none",
         out=lambda wc, output: str(Path(output[0]).parent),
-        kappa=(f"--kappa-materials {' '.join(KAPPA['materials'])} " if KAPPA.get("materials") else "")
-        + (f"--kappa103 " if KAPPA103.get("enabled") else ""),
+        kappa="--kappa " if KAPPA.get("materials") or KAPPA103.get("enabled") else "",
     log:
         "logs/figures.log",
     threads: 1

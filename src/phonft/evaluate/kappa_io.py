@@ -71,8 +71,7 @@ def kappa_summary(model_dir: str | os.PathLike, reference_dir: str | os.PathLike
     return out
 
 
-def kappa_parity_points(evaluate_dir: str | os.PathLike, models: Sequence[str], materials: Sequence[str],
-                        reference_dir: str | os.PathLike | None, kappa103: bool = False
+def kappa_parity_points(evaluate_dir: str | os.PathLike, models: Sequence[str]
                         ) -> dict[str, list[tuple[str, float, float]]]:
     """model -> [(material, DFT kappa, model kappa)] in W/m/K from each model's summary.json
     (penalised materials are left out: they have no meaningful kappa)."""
