@@ -149,6 +149,12 @@ def cmd_figures(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- parser
 
 
+def add_log_args(p: argparse.ArgumentParser) -> None:
+    """``--log FILE`` and ``-v``, which every subcommand takes (read by :func:`main`)."""
+    p.add_argument("--log", help="also write the log to this file")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
 def _common(p: argparse.ArgumentParser, spec: bool = True) -> None:
     p.add_argument("--material", required=True, help="material id, e.g. NaCl or mp-149")
     p.add_argument("--out", required=True, help="output folder, e.g. results/<stage>/<material>")
@@ -157,8 +163,7 @@ def _common(p: argparse.ArgumentParser, spec: bool = True) -> None:
         g.add_argument("--spec", help="the material's config entry as JSON (what Snakemake passes)")
         g.add_argument("--config", help="a phonft config YAML; the entry under materials.<material> is used")
         p.add_argument("--base-dir", default=".", help="folder that relative data paths start from (default: .)")
-    p.add_argument("--log", help="also write the log to this file")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,8 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune", default="results/finetune", help="finetune results root")
     p.add_argument("--kappa", action="store_true", help="draw the kappa parity plot (summaries with kappa scores)")
     p.add_argument("--out", required=True, help="output folder (results/figures)")
-    p.add_argument("--log", help="also write the log to this file")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_args(p)
     p.set_defaults(func=cmd_figures)
     return parser
 

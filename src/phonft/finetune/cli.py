@@ -60,6 +60,8 @@ def _default_cache() -> Path:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from phonft.cli import add_log_args
+
     p = sub.add_parser("finetune", help="phonon fine-tuning (PFT) with replay co-training",
                        description="Fine-tune a foundation MLIP so that its Hessian matches DFT force constants. "
                                    "Actions: split (seeded train/val/test), replay (upstream or pseudo-label "
@@ -83,6 +85,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", help="thermal: the material's references folder")
     p.add_argument("--material", help="thermal: material id")
     p.add_argument("--protocol", help="thermal: ReferenceProtocol fields as JSON (default: the references' defaults)")
-    p.add_argument("--log", help="also write the log to this file")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_log_args(p)
     p.set_defaults(func=cmd_finetune)
