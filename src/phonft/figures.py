@@ -14,7 +14,6 @@ carry units, and every figure is written atomically as PNG.
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from phonft.io import atomic_write_bytes  # noqa: E402
+from phonft.io import atomic_write_bytes, read_json  # noqa: E402
 
 DFT_COLOR = "black"
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]
@@ -45,10 +44,6 @@ def _save(fig, path: str | os.PathLike) -> Path:
     fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def _read_json(path: str | os.PathLike) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
 
 
 def plot_training_curve(metrics: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "",
@@ -89,7 +84,7 @@ def training_curve_from_run(run_dir: str | os.PathLike, path: str | os.PathLike)
 
     run_dir = Path(run_dir)
     metrics = pd.read_csv(run_dir / "metrics.csv").replace({np.nan: None}).to_dict("records")
-    train = _read_json(run_dir / "train.json") if (run_dir / "train.json").is_file() else {}
+    train = read_json(run_dir / "train.json") if (run_dir / "train.json").is_file() else {}
     return plot_training_curve(metrics, path, title=f"fine-tuning run {run_dir.name}",
                                best_epoch=train.get("best_epoch"))
 
@@ -278,15 +273,15 @@ def draw_all(evaluate_dir: str | os.PathLike, models: Sequence[str], out_dir: st
     evaluate_dir, out_dir = Path(evaluate_dir), Path(out_dir)
     written = [plot_mdr_parity({m: pd.read_csv(evaluate_dir / m / "mdr.csv") for m in models},
                                out_dir / "mdr_parity.png")]
-    summaries = {m: _read_json(evaluate_dir / m / "summary.json") for m in models}
+    summaries = {m: read_json(evaluate_dir / m / "summary.json") for m in models}
     finetuned = {m: s for m, s in summaries.items() if s.get("base")}
     if finetuned:
         written.append(plot_improvement(finetuned, out_dir / "improvement.png"))
     for material in materials:
-        records = {m: _read_json(evaluate_dir / m / material / "bands.json") for m in models}
+        records = {m: read_json(evaluate_dir / m / material / "bands.json") for m in models}
         written.append(plot_bands(records, material, out_dir / "bands" / f"{material}.png"))
     for material in double_well:
-        records = {m: _read_json(evaluate_dir / m / material / "double_well.json") for m in models}
+        records = {m: read_json(evaluate_dir / m / material / "double_well.json") for m in models}
         written.append(plot_double_well(records, material, out_dir / "double_well" / f"{material}.png"))
     for run in runs:
         written.append(training_curve_from_run(Path(finetune_dir) / run, out_dir / "training_curve" / f"{run}.png"))

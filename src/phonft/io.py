@@ -41,6 +41,11 @@ def read_text(path: str | os.PathLike) -> str:
         return fh.read()
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a (possibly compressed) JSON file."""
+    return json.loads(read_text(path))
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()

@@ -75,11 +75,11 @@ def kappa_parity_points(evaluate_dir: str | os.PathLike, models: Sequence[str]
                         ) -> dict[str, list[tuple[str, float, float]]]:
     """model -> [(material, DFT kappa, model kappa)] in W/m/K from each model's summary.json
     (penalised materials are left out: they have no meaningful kappa)."""
-    import json
+    from phonft.io import read_json
 
     points: dict[str, list[tuple[str, float, float]]] = {}
     for model in models:
-        summary = json.loads((Path(evaluate_dir) / model / "summary.json").read_text())
+        summary = read_json(Path(evaluate_dir) / model / "summary.json")
         rows = ((summary.get("kappa") or {}).get("per_material")) or []
         points[model] = [(str(r["id"]).removeprefix(KAPPA103_PREFIX), r["kappa_dft_W_mK"], r["kappa_model_W_mK"])
                          for r in rows if not r.get("penalty") and r.get("kappa_model_W_mK")]

@@ -8,13 +8,14 @@ precision, recall and F1 as in the phase-prediction scores of George et al. 2026
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from phonft.io import read_json
 
 QUANTITIES = {
     "omega_max_K": ("omega_max_K", None, "K"),
@@ -36,14 +37,10 @@ def quantity(record: dict[str, Any], name: str) -> float:
     return float(record[key][temps.index(temperature)])
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
-
-
 def material_row(material: str, model_dir: Path, ref_dir: Path, split: str = "") -> dict[str, Any]:
     """One row of ``mdr.csv``: DFT and model values, errors, stability and band MAE."""
-    ref = _read(ref_dir / material / "thermal.json")
-    mod = _read(model_dir / material / "thermal.json")
+    ref = read_json(ref_dir / material / "thermal.json")
+    mod = read_json(model_dir / material / "thermal.json")
     row: dict[str, Any] = {"material": material, "split": split}
     for name in QUANTITIES:
         dft, model = quantity(ref, name), quantity(mod, name)
@@ -53,7 +50,7 @@ def material_row(material: str, model_dir: Path, ref_dir: Path, split: str = "")
     row["min_frequency_THz_dft"] = float(ref["min_frequency_THz"])
     row["min_frequency_THz_model"] = float(mod["min_frequency_THz"])
     bands = model_dir / material / "bands.json"
-    row["band_mae_THz"] = float(_read(bands)["band_mae_THz"]) if bands.is_file() else math.nan
+    row["band_mae_THz"] = float(read_json(bands)["band_mae_THz"]) if bands.is_file() else math.nan
     relax = mod.get("relaxation") or {}
     row["relax_converged"] = bool(relax.get("converged", True))
     return row

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from phonft.evaluate.mdr import MDRProtocol, ModelPhonons, load_reference_phonopy
-from phonft.io import atomic_write_json, atomic_write_text, sha256_file
+from phonft.io import atomic_write_json, atomic_write_text, read_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ def _provenance(name: str, ref_dir: Path) -> dict[str, Any]:
 
 
 def _ref_thermal(ref_dir: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads((Path(ref_dir) / "thermal.json").read_text())
+    return read_json(Path(ref_dir) / "thermal.json")
 
 
 def ref_is_unstable(ref_dir: str | os.PathLike) -> bool:

@@ -50,11 +50,9 @@ def hessian_mae(fc_model: np.ndarray, fc_ref: np.ndarray, atoms: np.ndarray | No
 def thermal_record(model: Model, ref_dir: str | os.PathLike, material: str, protocol: ReferenceProtocol
                    ) -> dict[str, Any]:
     """``thermal.json`` content for ``model`` on the reference material in ``ref_dir``."""
-    import json
-
     from phonopy.file_IO import read_force_constants_hdf5
 
-    from phonft.io import sha256_file
+    from phonft.io import read_json, sha256_file
     from phonft.phonons import phonon_summary
 
     model.set_dtype("float64")
@@ -64,7 +62,7 @@ def thermal_record(model: Model, ref_dir: str | os.PathLike, material: str, prot
     ref_dir = Path(ref_dir)
     fc_ref = np.asarray(read_force_constants_hdf5(str(ref_dir / "fc2.hdf5")), dtype=np.float64)
     indep = np.asarray(ph.symmetry.get_independent_atoms(), dtype=int)
-    ref_summary = json.loads((ref_dir / "thermal.json").read_text())
+    ref_summary = read_json(ref_dir / "thermal.json")
     return {
         "material": material,
         "kind": "model",
