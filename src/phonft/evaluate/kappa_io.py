@@ -18,23 +18,27 @@ from typing import Any
 KAPPA103_PREFIX = "kappa103:"
 
 
-def _records(model_dir: Path, reference_dir: Path | None, materials: Sequence[str], kappa103: bool,
-             kappa103_data: str | None, cache_dir: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _model_records(model_dir: Path, materials: Sequence[str], kappa103: bool) -> dict[str, Any]:
+    """A model's kappa records: the vendored materials, and every kappa103 record it has."""
+    from phonft.evaluate.kappa import read_kappa_record
+
+    preds = {m: read_kappa_record(model_dir / "kappa" / f"{m}.json") for m in materials}
+    if kappa103:
+        for f in sorted((model_dir / "kappa103").glob("*.json")):
+            preds[KAPPA103_PREFIX + f.stem] = read_kappa_record(f)
+    return preds
+
+
+def _reference_records(reference_dir: Path | None, materials: Sequence[str], kappa103_ids: Sequence[str],
+                       kappa103_data: str | None, cache_dir: str | None) -> dict[str, Any]:
+    """DFT records: the vendored materials' files, and the kappa103 data set's (read once)."""
     from phonft.evaluate.kappa import kappa103_references, read_kappa_record
 
-    preds, refs = {}, {}
-    for m in materials:
-        preds[m] = read_kappa_record(model_dir / "kappa" / f"{m}.json")
-        refs[m] = read_kappa_record(Path(reference_dir) / f"{m}.json")
-    if kappa103:
-        files = sorted((model_dir / "kappa103").glob("mp-*.json"))
-        ids = [f.stem for f in files]
-        if ids:
-            for mid, rec in kappa103_references(ids, kappa103_data, cache_dir).items():
-                refs[KAPPA103_PREFIX + mid] = rec
-            for f in files:
-                preds[KAPPA103_PREFIX + f.stem] = read_kappa_record(f)
-    return preds, refs
+    refs = {m: read_kappa_record(Path(reference_dir) / f"{m}.json") for m in materials}
+    if kappa103_ids:
+        for mid, rec in kappa103_references(kappa103_ids, kappa103_data, cache_dir).items():
+            refs[KAPPA103_PREFIX + mid] = rec
+    return refs
 
 
 def _score(preds: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
@@ -57,15 +61,15 @@ def kappa_summary(model_dir: str | os.PathLike, reference_dir: str | os.PathLike
                   kappa103_data: str | None = None, cache_dir: str | None = None) -> dict[str, Any] | None:
     """The ``kappa`` block of a model's ``summary.json``: SRME and SRE per material and
     their means (Matbench Discovery's penalties applied), and the base model's, if given."""
-    preds, refs = _records(Path(model_dir), reference_dir and Path(reference_dir), materials, kappa103,
-                           kappa103_data, cache_dir)
+    preds = _model_records(Path(model_dir), materials, kappa103)
+    ids = [k.removeprefix(KAPPA103_PREFIX) for k in preds if k.startswith(KAPPA103_PREFIX)]
+    refs = _reference_records(reference_dir and Path(reference_dir), materials, ids, kappa103_data, cache_dir)
     if not refs:
         return None
     out = _score(preds, refs)
     if base_dir is not None:
-        bpreds, brefs = _records(Path(base_dir), reference_dir and Path(reference_dir), materials, kappa103,
-                                 kappa103_data, cache_dir)
-        common = {k: v for k, v in brefs.items() if k in refs}
+        bpreds = _model_records(Path(base_dir), materials, kappa103)
+        common = {k: v for k, v in refs.items() if not k.startswith(KAPPA103_PREFIX) or k in bpreds}
         out["base"] = _score({k: v for k, v in bpreds.items() if k in common}, common)
         out["base"].pop("per_material")
     return out
