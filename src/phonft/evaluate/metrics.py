@@ -109,45 +109,45 @@ def _by_split(table: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {str(k): mae(g) for k, g in table.groupby(table["split"].fillna(""), sort=True) if str(k)}
 
 
+def error_reduction_percent(base: float | None, model: float | None) -> float | None:
+    """100·(base − model)/base (positive: the model is better); None where undefined."""
+    if model is None or base is None or not math.isfinite(base) or base == 0:
+        return None
+    return 100.0 * (base - model) / base
+
+
 def improvement_percent(base: dict[str, float], model: dict[str, float]) -> dict[str, float | None]:
-    """100·(base − model)/base for every error metric (positive: the model is better)."""
-    out: dict[str, float | None] = {}
-    for key, b in base.items():
-        m = model.get(key)
-        if m is None or b is None or not math.isfinite(b) or b == 0:
-            out[key] = None
-        else:
-            out[key] = 100.0 * (b - m) / b
-    return out
+    """:func:`error_reduction_percent` for every error metric of ``base``."""
+    return {key: error_reduction_percent(b, model.get(key)) for key, b in base.items()}
 
 
 def summary(name: str, model_spec: str, table: pd.DataFrame, *, base: pd.DataFrame | None = None,
             base_name: str | None = None, kappa: dict[str, Any] | None = None) -> dict[str, Any]:
     """``summary.json`` of one model: MAEs, instability scores, kappa SRME and, for a
     fine-tuned model, the percentage improvement over its base on the same materials."""
-    inst = instability_scores(table["stable_dft"].tolist(), table["stable_model"].tolist())
+    model_mae, model_split = mae(table), _by_split(table)
     out: dict[str, Any] = {
         "model": name,
         "model_spec": model_spec,
         "materials": table["material"].tolist(),
         "n_materials": int(len(table)),
-        "mae": mae(table),
-        "mae_by_split": _by_split(table),
-        "units": {name: unit for name, (_, _, unit) in QUANTITIES.items()} | {"band_mae": "THz"},
-        "instability": asdict(inst),
+        "mae": model_mae,
+        "mae_by_split": model_split,
+        "units": {q: unit for q, (_, _, unit) in QUANTITIES.items()} | {"band_mae": "THz"},
+        "instability": asdict(instability_scores(table["stable_dft"].tolist(), table["stable_model"].tolist())),
         "kappa": kappa,
     }
     if base is not None:
         base = base.set_index("material").loc[table["material"]].reset_index()
-        out["base"] = {"model": base_name, "mae": mae(base),
+        base_mae, base_split = mae(base), _by_split(base)
+        out["base"] = {"model": base_name, "mae": base_mae,
                        "instability": asdict(instability_scores(base["stable_dft"].tolist(),
-                                                                base["stable_model"].tolist()))}
-        out["improvement_percent"] = improvement_percent(mae(base), mae(table))
-        base_split, model_split = _by_split(base), _by_split(table)
-        out["base"]["mae_by_split"] = base_split
+                                                                base["stable_model"].tolist())),
+                       "mae_by_split": base_split}
+        out["improvement_percent"] = improvement_percent(base_mae, model_mae)
         out["improvement_percent_by_split"] = {k: improvement_percent(base_split[k], model_split[k])
                                                for k in model_split if k in base_split}
         if kappa and (kappa.get("base") or {}).get("srme_mean") is not None:
-            out["improvement_percent"]["kappa_srme"] = improvement_percent(
-                {"s": kappa["base"]["srme_mean"]}, {"s": kappa["srme_mean"]})["s"]
+            out["improvement_percent"]["kappa_srme"] = error_reduction_percent(kappa["base"]["srme_mean"],
+                                                                               kappa["srme_mean"])
     return out
