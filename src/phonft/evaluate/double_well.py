@@ -54,17 +54,16 @@ def _supercell_pattern(phonon, q: np.ndarray, evec: np.ndarray) -> np.ndarray:
 
     phonopy's dynamical matrix carries the phase of atomic positions, so the supercell
     displacement of atom s (primitive atom p) is ``Re[c e_p exp(2πi q·x_s)]/sqrt(m_p)``
-    with ``x_s`` in reduced coordinates of the primitive cell; the global phase ``c`` is
-    chosen to make the real part as large as possible.
+    with ``x_s`` in reduced coordinates of the primitive cell. The global phase ``c`` makes
+    the real part as large as possible: ``|Re(c w)|² = (|w|² + Re(c² Σ w²))/2`` peaks at
+    ``c = exp(-i arg(Σ w²)/2)``.
     """
     sc, prim = phonon.supercell, phonon.primitive
     s2p = np.asarray(prim.s2p_map)
     p2p = {int(k): int(v) for k, v in prim.p2p_map.items()}
     x = sc.positions @ np.linalg.inv(prim.cell)
     wave = evec[[p2p[int(p)] for p in s2p]] * np.exp(2j * np.pi * (x @ q))[:, None]
-    best = max((np.exp(1j * a) * wave for a in np.linspace(0, np.pi, 64, endpoint=False)),
-               key=lambda w: np.linalg.norm(w.real))
-    pattern = best.real
+    pattern = (np.exp(-0.5j * np.angle(np.sum(wave * wave))) * wave).real
     return pattern / np.linalg.norm(pattern)
 
 
