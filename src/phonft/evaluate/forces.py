@@ -49,14 +49,18 @@ def displaced_forces(model: Model, cells: Sequence[Atoms], *, batch_atoms: int |
                      remove_drift: bool = True, where: str = "", progress: bool = True) -> np.ndarray:
     """Forces (eV/Å, float64) of ``model`` on every cell, shape (n_cells, n_atoms, 3).
 
-    ``batch_atoms`` None picks :func:`default_batch_atoms`. With ``remove_drift`` the mean force of each cell is subtracted, as ``phonopy -f``
-    does with DFT forces. Non-finite forces raise an error naming ``where``.
+    The cells are one displacement set, so they all have the same number of atoms.
+    ``batch_atoms`` None picks :func:`default_batch_atoms`. With ``remove_drift`` the mean
+    force of each cell is subtracted, as ``phonopy -f`` does with DFT forces. Non-finite
+    forces raise an error naming ``where``.
     """
     from tqdm.auto import tqdm
 
     if not cells:
         return np.zeros((0, 0, 3))
     sizes = [len(c) for c in cells]
+    if len(set(sizes)) != 1:
+        raise ValueError(f"{where}: displaced supercells of different sizes {sorted(set(sizes))}")
     batch_atoms = batch_atoms or default_batch_atoms(model)
     out: list[np.ndarray] = []
     bar = tqdm(total=len(cells), desc=f"forces {where}".strip(), unit="cell", disable=not progress,
@@ -66,13 +70,8 @@ def displaced_forces(model: Model, cells: Sequence[Atoms], *, batch_atoms: int |
             out.append(np.asarray(result["forces"], dtype=np.float64))
         bar.update(chunk.stop - chunk.start)
     bar.close()
-    forces = np.stack(out) if len(set(sizes)) == 1 else np.array(out, dtype=object)
-    if not all(np.isfinite(f).all() for f in out):
+    forces = np.stack(out)
+    if not np.isfinite(forces).all():
         raise PhonftError(f"{where or 'displaced supercells'}: the model {model.spec} returned non-finite forces; "
                           "check the model file and that the structure has no overlapping atoms")
-    if remove_drift:
-        if forces.dtype == object:
-            forces = np.array([f - f.mean(axis=0) for f in forces], dtype=object)
-        else:
-            forces = forces - forces.mean(axis=1, keepdims=True)
-    return forces
+    return forces - forces.mean(axis=1, keepdims=True) if remove_drift else forces
