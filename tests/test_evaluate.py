@@ -134,8 +134,9 @@ def test_double_well_of_the_harmonic_model_is_the_dft_parabola(references):
 
     ref_dir = references("CaTiO3")
     model = HarmonicModel(ref_dir)
-    ph_model, _ = relaxed_phonopy(model, ref_dir, "CaTiO3", MDRProtocol())
-    rec = double_well_record(model, load_reference_phonopy(ref_dir), ph_model, np.linspace(-2, 2, 5))
+    ref = load_reference_phonopy(ref_dir)
+    ph_model, _ = relaxed_phonopy(model, ref, "CaTiO3", MDRProtocol())
+    rec = double_well_record(model, ref, ph_model, np.linspace(-2, 2, 5))
     np.testing.assert_allclose(rec["energy_model_eV_per_cell"], rec["energy_dft_harmonic_eV_per_cell"],
                                rtol=1e-9, atol=1e-12)
     assert rec["energy_dft_harmonic_eV_per_cell"][0] < 0  # inverted parabola: no well in harmonic DFT

@@ -113,6 +113,7 @@ class ModelPhonons:
     phonon: Any  # phonopy.Phonopy with force constants
     relaxation: RelaxResult
     protocol: MDRProtocol
+    reference: Any  # the reference's phonopy.Phonopy, with its DFT fc2
 
     @classmethod
     def compute(cls, model, ref_dir: str | os.PathLike, material: str, protocol: MDRProtocol | None = None
@@ -123,13 +124,15 @@ class ModelPhonons:
         from phonft.references.engine import to_ase
 
         protocol = protocol or MDRProtocol()
-        ph, result = relaxed_phonopy(model, ref_dir, material, protocol)
+        ref = load_reference_phonopy(ref_dir)
+        ph, result = relaxed_phonopy(model, ref, f"{material} ({ref_dir})", protocol)
         ph.generate_displacements(distance=protocol.distance_A)
         cells = [to_ase(c) for c in ph.supercells_with_displacements]
         ph.forces = displaced_forces(model, cells, batch_atoms=protocol.batch_atoms,
                                      remove_drift=protocol.remove_drift, where=material)
         ph.force_constants = produce_force_constants(ph, protocol.phonon_protocol())
-        return cls(material=material, model_spec=model.spec, phonon=ph, relaxation=result, protocol=protocol)
+        return cls(material=material, model_spec=model.spec, phonon=ph, relaxation=result, protocol=protocol,
+                   reference=ref)
 
     def thermal_record(self) -> dict[str, Any]:
         """``thermal.json``: the references' keys, plus the model, relaxation and protocol."""
@@ -149,21 +152,21 @@ class ModelPhonons:
         }
 
 
-def relaxed_phonopy(model, ref_dir: str | os.PathLike, material: str, protocol: MDRProtocol):
-    """Relax the reference's unit cell under ``model`` (float64) and rebuild phonopy on it
-    with the reference's supercell and primitive matrices (no displacements yet)."""
+def relaxed_phonopy(model, ref, where: str, protocol: MDRProtocol):
+    """Relax the unit cell of ``ref`` (the reference's phonopy object) under ``model``
+    (float64) and rebuild phonopy on it with the reference's supercell and primitive
+    matrices (no displacements yet). ``where`` names the material in errors and logs."""
     from phonopy import Phonopy
 
     from phonft.references.engine import to_ase
 
     model.set_dtype("float64")
-    ref = load_reference_phonopy(ref_dir, with_fc=False)
     unitcell = to_ase(ref.unitcell)
-    model.check_elements(unitcell, f"{material} ({ref_dir})")
+    model.check_elements(unitcell, where)
     result = relax(unitcell, model.as_ase_calculator(), fmax_eV_A=protocol.fmax_eV_A,
                    max_steps=protocol.max_steps, relax_cell=protocol.relax_cell, symprec=protocol.symprec,
-                   where=material)
-    log.info("%s: relaxed in %d steps (converged=%s, space group %d -> %d)", material, result.n_steps,
+                   where=where)
+    log.info("%s: relaxed in %d steps (converged=%s, space group %d -> %d)", where, result.n_steps,
              result.converged, result.spacegroup_before, result.spacegroup_after)
     # the reference's masses (phonopy's table, or the DFT code's), not ASE's: same dynamical matrix weights
     ph = Phonopy(_to_phonopy(result.atoms, ref.unitcell.masses), supercell_matrix=ref.supercell_matrix,

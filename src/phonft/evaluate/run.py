@@ -29,10 +29,9 @@ def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str
     ref_dir = Path(ref_dir)
     model = load_model(model_spec, dtype="float64", device=device, options=options)
     result = ModelPhonons.compute(model, ref_dir, material, protocol)
-    ref = load_reference_phonopy(ref_dir)
     provenance = _provenance(name or model_spec, ref_dir)
     thermal = {**result.thermal_record(), **provenance}
-    bands = {"material": material, "model": model_spec, **band_record(result.phonon, ref, protocol.band_npoints),
+    bands = {"material": material, "model": model_spec, **band_record(result.phonon, result.reference, protocol.band_npoints),
              **provenance, **protocol.record()}
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "bands.json", bands)
@@ -59,8 +58,9 @@ def evaluate_double_well(model_spec: str, ref_dir: str | os.PathLike, material: 
         raise ConfigError(f"{material}: the reference ({ref_dir / 'thermal.json'}) is dynamically stable, so there "
                           "is no double well. Fix: list only DFT-unstable materials under evaluate.double_well")
     model = load_model(model_spec, dtype="float64", device=device, options=options)
-    ph_model, relaxation = relaxed_phonopy(model, ref_dir, material, protocol)
-    well = double_well_record(model, load_reference_phonopy(ref_dir), ph_model, DOUBLE_WELL_AMPLITUDES)
+    ref = load_reference_phonopy(ref_dir)
+    ph_model, relaxation = relaxed_phonopy(model, ref, f"{material} ({ref_dir})", protocol)
+    well = double_well_record(model, ref, ph_model, DOUBLE_WELL_AMPLITUDES)
     record = {"material": material, "model": model_spec, **well, "relaxation": relaxation.as_dict(),
               **_provenance(name or model_spec, ref_dir), **protocol.record()}
     atomic_write_json(out, record)
