@@ -39,11 +39,10 @@ warnings.filterwarnings("ignore", message="Optional structure information", cate
 
 def read_unitcell(path: str | os.PathLike) -> PhonopyAtoms:
     """Read a POSCAR (or any ase-readable file) as a PhonopyAtoms in Å."""
+    from phonft.references.engine import from_ase
     from phonft.structures import read_structure_file
 
-    atoms = read_structure_file(path)
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.array(atoms.cell),
-                        scaled_positions=atoms.get_scaled_positions())
+    return from_ase(read_structure_file(path))
 
 
 def supercell_matrix(unitcell: PhonopyAtoms, protocol: DisplacementProtocol) -> np.ndarray:

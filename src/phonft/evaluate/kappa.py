@@ -442,18 +442,13 @@ def kappa103_references(ids: Iterable[str] | None = None, data_dir: str | os.Pat
 # --------------------------------------------------------------------------- phono3py steps
 
 
-def _phonopy_atoms(atoms: Atoms):
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell, dtype=np.float64),
-                        scaled_positions=atoms.get_scaled_positions(wrap=False))
-
-
 def _init_phono3py(atoms: Atoms, task: KappaTask, protocol: KappaProtocol):
     from phono3py import Phono3py
 
+    from phonft.references.engine import from_ase
+
     pm = task.primitive_matrix if isinstance(task.primitive_matrix, str) else np.asarray(task.primitive_matrix)
-    ph3 = Phono3py(_phonopy_atoms(atoms), supercell_matrix=np.asarray(task.fc3_supercell),
+    ph3 = Phono3py(from_ase(atoms, wrap=False), supercell_matrix=np.asarray(task.fc3_supercell),
                    phonon_supercell_matrix=np.asarray(task.fc2_supercell), primitive_matrix=pm,
                    symprec=protocol.symprec, log_level=0)
     ph3.mesh_numbers = list(task.q_mesh)

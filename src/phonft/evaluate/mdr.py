@@ -158,7 +158,7 @@ def relaxed_phonopy(model, ref, where: str, protocol: MDRProtocol):
     matrices (no displacements yet). ``where`` names the material in errors and logs."""
     from phonopy import Phonopy
 
-    from phonft.references.engine import to_ase
+    from phonft.references.engine import from_ase, to_ase
 
     model.set_dtype("float64")
     unitcell = to_ase(ref.unitcell)
@@ -169,13 +169,7 @@ def relaxed_phonopy(model, ref, where: str, protocol: MDRProtocol):
     log.info("%s: relaxed in %d steps (converged=%s, space group %d -> %d)", where, result.n_steps,
              result.converged, result.spacegroup_before, result.spacegroup_after)
     # the reference's masses (phonopy's table, or the DFT code's), not ASE's: same dynamical matrix weights
-    ph = Phonopy(_to_phonopy(result.atoms, ref.unitcell.masses), supercell_matrix=ref.supercell_matrix,
+    ph = Phonopy(from_ase(result.atoms, ref.unitcell.masses), supercell_matrix=ref.supercell_matrix,
                  primitive_matrix=ref.primitive_matrix, symprec=protocol.symprec, log_level=0)
     return ph, result
 
-
-def _to_phonopy(atoms, masses):
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
-                        scaled_positions=atoms.get_scaled_positions(), masses=np.asarray(masses, dtype=float))

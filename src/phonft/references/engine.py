@@ -52,6 +52,15 @@ def to_ase(cell: Any) -> Atoms:
     return Atoms(symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
 
 
+def from_ase(atoms: Atoms, masses: Any = None, wrap: bool = True):
+    """ase.Atoms -> PhonopyAtoms in Å, with ``masses`` (amu) when given, else phonopy's table."""
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell, dtype=np.float64),
+                        scaled_positions=atoms.get_scaled_positions(wrap=wrap),
+                        masses=None if masses is None else np.asarray(masses, dtype=np.float64))
+
+
 def run_engine(disp_yaml: str | Path, calculator: str, kwargs: dict[str, Any] | None = None) -> RawReference:
     """Compute the forces of every displaced supercell in ``disp_yaml`` with ``calculator``."""
     calc = make_calculator(calculator, kwargs)  # a config error is reported before any file is read
