@@ -158,11 +158,12 @@ def thermal_model_inputs(wildcards):
 def thermal_model_args(wildcards, input):
     entry = run_entry(wildcards.run)
     spec = input.model if wildcards.variant == "finetuned" else entry.get("base_model", "chgnet")
-    args = [f"--model {spec}"]
-    if entry.get("model_options"):
-        options = json.dumps(entry["model_options"], separators=(",", ":"))
-        args.append(f"--model-options '{options}'")
-    return " ".join(args)
+    return f"--model {spec} {model_options_arg(entry.get('model_options'))}".strip()
+
+
+def model_options_arg(options):
+    """--model-options with a code-built model's options as JSON ('' when there are none)."""
+    return f"--model-options '{json.dumps(options, separators=(',', ':'))}'" if options else ""
 
 
 def reference_protocol_json():
@@ -256,10 +257,7 @@ def eval_model_inputs(wildcards):
 
 def eval_model_args(wildcards):
     info = EVAL_MODELS[wildcards.model]
-    args = [f"--model {info['spec']}", f"--name {wildcards.model}"]
-    if info.get("options"):
-        args.append(f"--model-options '{json.dumps(info['options'], separators=(',', ':'))}'")
-    return " ".join(args)
+    return f"--model {info['spec']} --name {wildcards.model} {model_options_arg(info.get('options'))}".strip()
 
 
 def mdr_protocol_json():
