@@ -14,7 +14,7 @@ RUN = {
     "materials": ["Si", "mp-149", "MgO"],
     "split": {"test": ["MgO"], "val": ["mp-149"], "n_test": 1, "n_val": 1},
     "base_model": "mace-small",
-    "model_options": {"elements": ["Si", "Mg", "O"], "seed": 0},
+    "model_options": {"elements": ["Si", "Mg", "O", "C", "Ge"], "seed": 0},
     "epochs": 2,
     "lr": 1e-3,
     "replay_steps": 1,
@@ -43,7 +43,10 @@ def test_finetune_cli_end_to_end(refs_root, tmp_path):
     _run("replay", "--run", "t", "--run-spec", spec, "--split", str(run / "split.json"),
          "--references", str(refs_root), "--out", str(run / "replay"), "--device", "cpu")
     manifest = json.loads((run / "replay" / "manifest.json").read_text())
-    assert manifest["kind"] == "pseudo-label" and manifest["n_frames"] == 3
+    # disjoint pool within the model's elements: Mg, C, Ge and SiC prototypes; one held back
+    assert manifest["kind"] == "pseudo-label" and manifest["n_frames"] == 12
+    assert manifest["counts"] == {"train": 9, "val": 3}
+    assert {s["formula"] for s in manifest["structures"]} == {"Mg", "C", "Ge", "CSi"}
 
     common = ["--run", "t", "--run-spec", spec, "--split", str(run / "split.json"), "--references", str(refs_root),
               "--replay", str(run / "replay"), "--device", "cpu"]

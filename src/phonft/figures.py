@@ -1,6 +1,6 @@
 """Every figure phonft draws, from the files under ``results/``, in one shared style.
 
-- :func:`plot_training_curve`: Hessian MAE and replay force MAE against epoch (a run);
+- :func:`plot_training_curve`: Hessian MAE and forgetting (drift from the base) against epoch (a run);
 - :func:`plot_mdr_parity`: omega_max, S, F and C_V, DFT against each model;
 - :func:`plot_bands`: DFT and model band structures along the seekpath path;
 - :func:`plot_double_well`: the energy along an unstable mode, model against DFT harmonic;
@@ -48,7 +48,8 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 def plot_training_curve(metrics: Sequence[dict[str, float]], path: str | os.PathLike, title: str = "",
                         best_epoch: int | None = None) -> Path:
-    """Hessian MAE (train, validation) and replay force MAE against epoch."""
+    """Hessian MAE (train, validation) and the drift from the base model on the held-back
+    replay structures (forces meV/Å, energies meV/atom) against epoch."""
     with plt.rc_context(STYLE):
         epochs = [m["epoch"] for m in metrics]
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
@@ -63,16 +64,20 @@ def plot_training_curve(metrics: Sequence[dict[str, float]], path: str | os.Path
         ax1.set_ylabel("Hessian column MAE (eV/Å²)")
         ax1.set_title("phonon loss")
         ax1.legend()
-        pts = [(e, 1000 * m["replay_force_mae"]) for e, m in zip(epochs, metrics)
-               if m.get("replay_force_mae") not in (None, "")]
-        if pts:
-            ax2.plot(*zip(*pts), "d-", color=PALETTE[2], ms=4, label="replay validation frames (EMA)")
+        drawn = False
+        for key, label, style, color in (("drift_force_mae", "force drift (meV/Å)", "d-", PALETTE[2]),
+                                         ("drift_energy_mae", "energy drift (meV/atom)", "^-", PALETTE[3])):
+            pts = [(e, 1000 * m[key]) for e, m in zip(epochs, metrics) if m.get(key) not in (None, "")]
+            if pts:
+                ax2.plot(*zip(*pts), style, color=color, ms=4, label=label)
+                drawn = True
+        if drawn:
             ax2.legend()
         else:
-            ax2.text(0.5, 0.5, "no replay set", ha="center", va="center", transform=ax2.transAxes)
+            ax2.text(0.5, 0.5, "no replay validation frames", ha="center", va="center", transform=ax2.transAxes)
         ax2.set_xlabel("epoch")
-        ax2.set_ylabel("force MAE (meV/Å)")
-        ax2.set_title("replay (forgetting)")
+        ax2.set_ylabel("MAE against the base model")
+        ax2.set_title("forgetting (held-back replay structures, EMA)")
         if title:
             fig.suptitle(title)
         return _save(fig, path)

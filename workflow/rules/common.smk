@@ -144,6 +144,26 @@ def run_references(run, which=("train", "val")):
     return [f"{RESULTS}/references/{m}/thermal.json" for m in names]
 
 
+def replay_materials(run):
+    """Configured materials the run's disjoint pseudo-label replay may use.
+
+    ``replay.materials`` when given; otherwise every material that the run neither trains
+    on nor is scored on by `evaluate` (replaying a scored material would pin it to the
+    base model). Compositions of the run's materials are dropped later, in the package.
+    """
+    chosen = (run_entry(run).get("replay") or {}).get("materials")
+    if chosen is not None:
+        return list(chosen)
+    scored = set(EVAL_MATERIALS) | set(EVAL.get("double_well", [])) | set(KAPPA.get("materials", []))
+    return [m for m in MATERIALS if m not in run_entry(run)["materials"] and m not in scored]
+
+
+def replay_references(wildcards):
+    """References the replay set reads: every material of the run, plus its replay materials."""
+    others = [f"{RESULTS}/references/{m}/thermal.json" for m in replay_materials(wildcards.run)]
+    return run_references(wildcards.run, ("train", "val", "test")) + others
+
+
 def finetuned_model(run):
     return f"{RESULTS}/finetune/{run}/{MODEL_FILE}"
 

@@ -20,7 +20,7 @@ rule finetune_replay:
     """Replay set for co-training: upstream data, or the offline pseudo-label set, with a manifest."""
     input:
         split=f"{RESULTS}/finetune/{{run}}/split.json",
-        references=lambda wc: run_references(wc.run, ("train",)),
+        references=replay_references,
     output:
         extxyz=f"{RESULTS}/finetune/{{run}}/replay/replay.extxyz",
         manifest=f"{RESULTS}/finetune/{{run}}/replay/manifest.json",
@@ -30,6 +30,7 @@ rule finetune_replay:
         outdir=lambda wc, output: str(Path(output.manifest).parent),
         cache=cache_arg(),
         device=finetune_device(),
+        materials=lambda wc: " ".join(replay_materials(wc.run)),
     log:
         "logs/finetune/{run}/replay.log",
     threads: 2
@@ -40,7 +41,8 @@ rule finetune_replay:
         "../../envs/train.yaml"
     shell:
         "phonft finetune replay --run {wildcards.run} --run-spec {params.spec:q} --split {input.split} "
-        "--references {params.refs} --out {params.outdir} {params.cache} --device {params.device} > {log} 2>&1"
+        "--references {params.refs} --replay-materials {params.materials} --out {params.outdir} {params.cache} "
+        "--device {params.device} > {log} 2>&1"
 
 
 rule finetune:

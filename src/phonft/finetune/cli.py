@@ -47,7 +47,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         ft.write_split(args.run, entry, args.out)
     elif args.action == "replay":
         ft.build_replay(entry, args.split, args.references, args.out, args.cache_dir or _default_cache(),
-                        device=args.device)
+                        device=args.device, replay_materials=args.replay_materials)
     elif args.action == "train":
         ft.train(args.run, entry, args.split, args.references, args.replay, args.out, device=args.device,
                  resume=args.resume, stop_after=args.stop_after)
@@ -76,6 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split.json (replay, train)")
     p.add_argument("--references", default="results/references", help="references root (default results/references)")
     p.add_argument("--replay", help="replay folder holding replay.extxyz (train)")
+    p.add_argument("--replay-materials", nargs="*", help="replay: configured materials (under --references) that may "
+                                                         "join the disjoint pseudo-label pool (default: replay.materials)")
     p.add_argument("--cache-dir", help="download cache for upstream data (default: $PHONFT_CACHE or ~/.cache/phonft)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--resume", action="store_true", help="train: continue from the run's checkpoint if there is one")

@@ -13,7 +13,7 @@ or measures forgetting.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -52,6 +52,7 @@ class ReplaySample:
     stress_eV_A3: np.ndarray | None
     tag: str = ""
     split: str = "train"
+    info: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_atoms(self) -> int:
@@ -106,8 +107,21 @@ def _stress_3x3(value) -> np.ndarray:
     raise ValueError(f"stress has {arr.size} components; expected 6 (Voigt) or 9")
 
 
-def read_replay(path: str | os.PathLike) -> list[ReplaySample]:
-    """Labelled structures from an extxyz with ``REF_energy``/``REF_forces``/``REF_stress``."""
+def _label(a: Atoms, key: str, kind: str):
+    """A label from ``info``/``arrays`` under ``key``, else from an attached calculator's results."""
+    holder = a.arrays if kind == "forces" else a.info
+    if key in holder:
+        return holder[key]
+    return (getattr(a.calc, "results", None) or {}).get(key)
+
+
+def read_replay(path: str | os.PathLike, energy_key: str = "REF_energy", forces_key: str = "REF_forces",
+                stress_key: str = "REF_stress") -> list[ReplaySample]:
+    """Labelled structures from an extxyz: energy (eV), forces (eV/Å), optional stress (eV/Å³).
+
+    Labels are read under the given keys (mace's ``REF_*`` by default); plain ``energy``,
+    ``forces`` and ``stress`` keys that ASE moves into a calculator are found there too.
+    """
     import ase.io
 
     path = Path(path)
@@ -118,19 +132,20 @@ def read_replay(path: str | os.PathLike) -> list[ReplaySample]:
                              "regenerate it, or point upstream.file at a valid extxyz.") from exc
     samples = []
     for i, a in enumerate(frames):
-        if "REF_energy" not in a.info or "REF_forces" not in a.arrays:
-            raise InputFileError(path, f"frame {i} lacks REF_energy or REF_forces.",
-                                 "label every frame with REF_energy (eV), REF_forces (eV/Å) and "
-                                 "optionally REF_stress (eV/Å³, Voigt or 3x3).")
-        forces = np.asarray(a.arrays["REF_forces"], dtype=np.float64)
-        if not np.all(np.isfinite(forces)) or not np.isfinite(a.info["REF_energy"]):
-            raise InputFileError(path, f"frame {i} has non-finite REF_energy or REF_forces.",
+        energy, forces = _label(a, energy_key, "energy"), _label(a, forces_key, "forces")
+        if energy is None or forces is None:
+            raise InputFileError(path, f"frame {i} lacks {energy_key} or {forces_key}.",
+                                 f"label every frame with {energy_key} (eV), {forces_key} (eV/Å) and optionally "
+                                 f"{stress_key} (eV/Å³, Voigt or 3x3), or name the keys under upstream.")
+        forces = np.asarray(forces, dtype=np.float64)
+        if forces.shape != (len(a), 3) or not np.all(np.isfinite(forces)) or not np.isfinite(float(energy)):
+            raise InputFileError(path, f"frame {i} has non-finite or misshaped {energy_key} or {forces_key}.",
                                  "drop that frame or fix its labels.")
-        stress = _stress_3x3(a.info["REF_stress"]) if "REF_stress" in a.info else None
+        stress = _label(a, stress_key, "stress")
         clean = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
-        samples.append(ReplaySample(clean, float(a.info["REF_energy"]), forces, stress,
+        samples.append(ReplaySample(clean, float(energy), forces, None if stress is None else _stress_3x3(stress),
                                     tag=str(a.info.get("config_type", "")),
-                                    split=str(a.info.get("replay_split", "train"))))
+                                    split=str(a.info.get("replay_split", "train")), info=dict(a.info)))
     if not samples:
         raise InputFileError(path, "holds no structures.", "regenerate the replay set.")
     return samples

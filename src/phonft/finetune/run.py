@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from phonft.errors import ConfigError, InputFileError
 from phonft.finetune.settings import ReplaySettings, TrainSettings
@@ -50,32 +50,44 @@ def replay_settings(run: dict[str, Any]) -> ReplaySettings:
 
 
 def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,
-                 out_dir: str | os.PathLike, cache_dir: str | os.PathLike, device: str = "auto") -> Path:
-    """Write the run's replay set: upstream data when configured, else pseudo-labels."""
-    from phonft.finetune.replay import assign_split, pseudo_label_set, upstream_frames, write_replay
+                 out_dir: str | os.PathLike, cache_dir: str | os.PathLike, device: str = "auto",
+                 replay_materials: Sequence[str] | None = None) -> Path:
+    """Write the run's replay set: upstream data when configured, else pseudo-labels.
+
+    ``replay_materials`` are configured materials (with references) that may join the
+    disjoint pseudo-label pool; None takes ``replay.materials`` from the run.
+    """
+    from phonft.finetune.data import reference_unitcell
+    from phonft.finetune.replay import composition, pseudo_label_set, upstream_frames, write_replay
 
     settings = replay_settings(run)
+    split = _read_split(split_file)
+    refs = Path(references)
+    run_cells = {m: reference_unitcell(refs / m) for part in ("train", "val", "test") for m in split[part]}
+    run_formulas = sorted({composition(a) for a in run_cells.values()})
     upstream = run.get("upstream") or {}
     if upstream.get("file") or upstream.get("url"):
         path = _upstream_file(upstream, Path(cache_dir))
-        frames = upstream_frames(path, upstream.get("max_frames"), settings.seed)
+        keys = {k: upstream[k] for k in ("energy_key", "forces_key", "stress_key") if upstream.get(k)}
+        frames, listing = upstream_frames(path, keys, upstream.get("max_frames"), settings.seed,
+                                          settings.val_fraction, run_formulas, upstream.get("group_key"))
         manifest = {"kind": "upstream", "source": {"file": str(path), "url": upstream.get("url"),
                                                    "sha256": sha256_file(path)},
-                    "max_frames": upstream.get("max_frames")}
+                    "max_frames": upstream.get("max_frames"), **listing}
     else:
-        from phonft.finetune.data import reference_unitcell
         from phonft.models import load_model
 
-        train = _read_split(split_file)["train"]
-        cells = {m: reference_unitcell(Path(references) / m) for m in train}
+        materials = replay_materials if replay_materials is not None else (settings.materials or ())
+        others = {m: reference_unitcell(refs / m) for m in materials if m not in run_cells}
         model = load_model(settings.base_model, dtype="float64", device=device,
                            options=TrainSettings.from_config(run).options)
-        frames = pseudo_label_set(cells, model, settings)
-        manifest = {"kind": "pseudo-label",
-                    "note": "offline fallback: rattled/strained copies of the training structures, labelled by "
-                            "the frozen base model (no DFT information)",
-                    "materials": train, "labelled_by": settings.base_model}
-    frames = assign_split(frames, settings.val_fraction, settings.seed)
+        training = {m: run_cells[m] for m in split["train"]}
+        frames, listing = pseudo_label_set(settings, model, training, others, run_formulas)
+        manifest = {"kind": "pseudo-label", "labelled_by": settings.base_model,
+                    "note": f"{settings.structures} structures, labelled by the frozen base model (no DFT "
+                            "information); validation structures are disjoint from the replay training "
+                            "structures and from the run's materials", **listing}
+    manifest["run_compositions"] = run_formulas
     return write_replay(out_dir, frames, {**manifest, **settings.record()})
 
 
@@ -111,9 +123,11 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     refs = Path(references)
     train_set = [load_phonon_sample(refs / m, m) for m in split["train"]]
     val_set = [load_phonon_sample(refs / m, m) for m in split["val"]]
+    replay_file = Path(replay_dir) / "replay.extxyz" if replay_dir else None
     replay_train, replay_val = ([], [])
-    if settings.replay_steps:
-        replay_train, replay_val = load_replay_split(Path(replay_dir) / "replay.extxyz")
+    if settings.replay_steps or (replay_file and replay_file.is_file()):
+        # The validation frames measure forgetting even when replay_steps is 0.
+        replay_train, replay_val = load_replay_split(replay_file)
     dev = resolve_device(device)
     torch.manual_seed(settings.seed)
     model = load_model(settings.base_model, dtype=settings.dtype, device=dev, options=settings.options)
@@ -147,6 +161,8 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         "n_trainable": sum(p.numel() for p in trainer.params),
         "final": result.metrics[-1],
         "base": result.metrics[0],
+        "forgetting": forgetting_record(result.metrics[0], _row_of(result.metrics, result.best_epoch),
+                                        len(replay_val)),
         "replay_manifest": _maybe_json(Path(replay_dir) / "manifest.json"),
         "checkpoint": str(ckpt),
         **settings.record(),
@@ -156,11 +172,35 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     return record
 
 
+def _row_of(metrics: list[dict[str, float]], epoch: int) -> dict[str, float]:
+    return next(m for m in metrics if m["epoch"] == epoch)
+
+
+def forgetting_record(base: dict[str, float], kept: dict[str, float], n_frames: int) -> dict[str, Any]:
+    """Forgetting of the kept model on the replay validation frames, against the base model.
+
+    ``error``: MAE against the frames' labels (DFT for upstream data, the base model for
+    pseudo-labels) for the base and the kept model, and their ratio; ``drift``: MAE of the
+    kept model against the base model's own predictions. Units: eV/atom, eV/Å, eV/Å³.
+    """
+    from phonft.finetune.trainer import FORGETTING_KEYS
+
+    if not n_frames:
+        return {"n_frames": 0}
+    error = {q: {"base": base.get(f"replay_{q}_mae"), "model": kept.get(f"replay_{q}_mae")}
+             for q in ("energy", "force", "stress") if f"replay_{q}_mae" in kept}
+    for q, pair in error.items():
+        pair["ratio"] = pair["model"] / pair["base"] if pair["base"] else None
+    return {"n_frames": n_frames, "epoch": kept["epoch"], "error": error,
+            "drift": {k.removeprefix("drift_"): kept[k] for k in FORGETTING_KEYS if k.startswith("drift_") and k in kept},
+            "units": {"energy": "eV/atom", "force": "eV/Å", "stress": "eV/Å³"}}
+
+
 def _maybe_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    return {k: data.get(k) for k in ("kind", "n_frames", "protocol_digest", "sha256")}
+    return {k: data.get(k) for k in ("kind", "n_frames", "counts", "protocol_digest", "sha256")}
 
 
 def thermal(model_spec: str, reference_dir: str | os.PathLike, material: str, protocol_fields: dict[str, Any],

@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("epoch", "steps", "train_loss", "train_hessian_mae", "train_force_mae",
                   "val_loss", "val_hessian_mae", "replay_energy_mae", "replay_force_mae",
-                  "replay_stress_mae", "lr", "seconds")
+                  "replay_stress_mae", "drift_energy_mae", "drift_force_mae", "drift_stress_mae", "lr", "seconds")
+#: Forgetting metrics: error against the replay labels and drift from the base model's own
+#: predictions, on the validation frames (eV/atom, eV/Å, eV/Å³).
+FORGETTING_KEYS = ("replay_energy_mae", "replay_force_mae", "replay_stress_mae",
+                   "drift_energy_mae", "drift_force_mae", "drift_stress_mae")
 
 
 class EMA:
@@ -108,6 +112,7 @@ class Trainer:
             raise ConfigError("replay_steps > 0 but the replay set is empty. Fix: give upstream data, "
                               "build the pseudo-label set, or set replay_steps: 0.")
         self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
         self.params = apply_strategy(model, settings.strategy, settings.frozen)
         self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.ema = EMA(self.params, settings.ema_decay)
@@ -169,16 +174,22 @@ class Trainer:
             n = sum(r["n"] for r in rows)
             out["val_loss"] = sum(r["loss"] * r["n"] for r in rows) / n
             out["val_hessian_mae"] = sum(r["hessian_mae"] * r["n"] for r in rows) / n
-        if self.replay_val:
-            sizes = [s.n_atoms for s in self.replay_val]
-            rows = []
-            for idx in pack_batches(sizes, self.settings.replay_batch_atoms, range(len(sizes))):
-                res = replay_step(self.model, [self.replay_val[i] for i in idx], self.settings.replay_weights,
-                                  create_graph=False)
-                rows.append(res.parts)
-            for key in ("energy_mae", "force_mae", "stress_mae"):
-                out[f"replay_{key}"] = _mean(rows, key)
+        for prefix, frames in (("replay", self.replay_val), ("drift", self.replay_val_base)):
+            out.update(self._frame_errors(prefix, frames))
         return out
+
+    def _frame_errors(self, prefix: str, frames: Sequence[ReplaySample]) -> dict[str, float]:
+        """Energy/force/stress MAE of the current weights on labelled frames, atom-weighted."""
+        if not frames:
+            return {}
+        sizes = [s.n_atoms for s in frames]
+        rows = []
+        for idx in pack_batches(sizes, self.settings.replay_batch_atoms, range(len(sizes))):
+            res = replay_step(self.model, [frames[i] for i in idx], self.settings.replay_weights, create_graph=False)
+            rows.append({**res.parts, "n": len(idx), "atoms": sum(sizes[i] for i in idx)})
+        weight = {"energy_mae": "n", "force_mae": "atoms", "stress_mae": "n"}
+        return {f"{prefix}_{key}": sum(r[key] * r[w] for r in rows) / sum(r[w] for r in rows)
+                for key, w in weight.items() if all(key in r for r in rows)}
 
     def validate_ema(self) -> dict[str, float]:
         self.ema.swap()
@@ -262,6 +273,23 @@ class Trainer:
         state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.ema.swap()
         return {"epoch": epoch, "val_loss": float(val) if np.isfinite(val) else float("inf"), "state": state}
+
+
+def base_predictions(model: Model, frames: Sequence[ReplaySample], batch_atoms: int) -> list[ReplaySample]:
+    """``frames`` relabelled with ``model``'s own predictions (the base model, before training).
+
+    Scoring a later model against these measures its drift from the base model.
+    """
+    if not frames:
+        return []
+    out: list[ReplaySample] = []
+    with_stress = all(s.stress_eV_A3 is not None for s in frames)
+    for idx in pack_batches([s.n_atoms for s in frames], batch_atoms, range(len(frames))):
+        chunk = [frames[i] for i in idx]
+        for s, res in zip(chunk, model.predict([c.atoms for c in chunk], batch_size=len(chunk), stress=with_stress)):
+            out.append(ReplaySample(s.atoms, float(res["energy"]), res["forces"],
+                                    res["stress"] if with_stress else None, tag=s.tag, split=s.split))
+    return out
 
 
 def _fmt(row: dict[str, float]) -> str:
