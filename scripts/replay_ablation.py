@@ -49,7 +49,7 @@ def _replay_label(protocol: dict, manifest: dict) -> str:
         return "none"
     if manifest.get("kind") == "upstream":
         return f"upstream DFT, {protocol['replay_steps']} steps"
-    structures = manifest.get("protocol", {}).get("structures", "training")
+    structures = manifest.get("structures") or "training"  # train.json before the disjoint default: training
     return f"pseudo-labels, {structures} structures, {protocol['replay_steps']} steps"
 
 

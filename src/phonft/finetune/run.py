@@ -200,7 +200,8 @@ def _maybe_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    return {k: data.get(k) for k in ("kind", "n_frames", "counts", "protocol_digest", "sha256")}
+    return {**{k: data.get(k) for k in ("kind", "n_frames", "counts", "protocol_digest", "sha256")},
+            "structures": (data.get("protocol") or {}).get("structures") if data.get("kind") != "upstream" else None}
 
 
 def thermal(model_spec: str, reference_dir: str | os.PathLike, material: str, protocol_fields: dict[str, Any],
