@@ -369,7 +369,7 @@ def test_kappa103_dir_errors_and_offline_download(tmp_path, monkeypatch):
     def offline(material, url, dest, timeout_s=60.0):
         raise NetworkError(material, f"could not download {url} (no network).", "connect")
 
-    monkeypatch.setattr("phonft.structures.download", offline)
+    monkeypatch.setattr("phonft.cache.download", offline)
     with pytest.raises(NetworkError, match=r"raw\.githubusercontent\.com/MPA2suite/k_SRME.*PHONFT_KAPPA103_DIR"):
         K.kappa103_dir(cache_dir=tmp_path / "cache")
     with pytest.raises(InputFileError, match="allow the download"):
@@ -385,7 +385,7 @@ def test_kappa103_download_checks_sha256(tmp_path, monkeypatch):
         Path(dest).write_bytes(b"not the file")
         return dest
 
-    monkeypatch.setattr("phonft.structures.download", wrong)
+    monkeypatch.setattr("phonft.cache.download", wrong)
     with pytest.raises(NetworkError, match="SHA-256"):
         K.kappa103_dir(cache_dir=tmp_path)
     assert not any((tmp_path / "kappa103").iterdir())  # the bad file was removed
@@ -406,7 +406,7 @@ def test_kappa103_download_from_public_copy(tmp_path, monkeypatch):
         shutil.copyfile(KAPPA103 / url.rsplit("/", 1)[1], dest)
         return dest
 
-    monkeypatch.setattr("phonft.structures.download", serve)
+    monkeypatch.setattr("phonft.cache.download", serve)
     folder = K.kappa103_dir(cache_dir=tmp_path)
     assert folder == tmp_path / "kappa103" and len(urls) == 3
     assert K.load_kappa103(cache_dir=tmp_path, first_n=1)[0].id == "mp-19717"

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from phonft.cliutils import add_log_args
 from phonft.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,6 @@ def _material_args(p: argparse.ArgumentParser, reference: str, out: str) -> None
 
 
 def _action(actions: argparse._SubParsersAction, name: str, help: str, func, *, model: bool = True):
-    from phonft.cli import add_log_args
-
     a = actions.add_parser(name, help=help)
     if model:
         _model_args(a)

@@ -245,8 +245,8 @@ def task_from_phono3py_params(path: str | os.PathLike, material: str,
     the file has none) and primitive matrix come from the file; ``q_mesh`` is the
     conductivity mesh (11x11x11 suits Si-PBE-fc3).
     """
-    from phonft.references.engine import to_ase
-    from phonft.references.readers import load_phono3py_yaml
+    from phonft.atoms import to_ase
+    from phonft.phonopy_files import load_phono3py_yaml
 
     path = Path(path)
     ph3 = load_phono3py_yaml(path)
@@ -310,7 +310,7 @@ def kappa103_dir(data_dir: str | os.PathLike | None = None, cache_dir: str | os.
     for folder in _shared_candidates():
         if _has_files(folder):
             return folder
-    from phonft.structures import default_cache_dir
+    from phonft.cache import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = folder / "kappa103"
@@ -324,7 +324,7 @@ def kappa103_dir(data_dir: str | os.PathLike | None = None, cache_dir: str | os.
 
 def download_kappa103(folder: str | os.PathLike) -> Path:
     """Download the kappa103 files into ``folder`` (checked by SHA-256); :class:`NetworkError` offline."""
-    from phonft.structures import download
+    from phonft.cache import download
 
     folder = Path(folder)
     for fname in KAPPA103_FILES.values():
@@ -445,7 +445,7 @@ def kappa103_references(ids: Iterable[str] | None = None, data_dir: str | os.Pat
 def _init_phono3py(atoms: Atoms, task: KappaTask, protocol: KappaProtocol):
     from phono3py import Phono3py
 
-    from phonft.references.engine import from_ase
+    from phonft.atoms import from_ase
 
     pm = task.primitive_matrix if isinstance(task.primitive_matrix, str) else np.asarray(task.primitive_matrix)
     ph3 = Phono3py(from_ase(atoms, wrap=False), supercell_matrix=np.asarray(task.fc3_supercell),
@@ -458,7 +458,7 @@ def _init_phono3py(atoms: Atoms, task: KappaTask, protocol: KappaProtocol):
 
 def _cells(supercells: Sequence[Any]) -> tuple[list[Atoms], list[int]]:
     """Displaced supercells as ASE atoms, and the indices that exist (``None``: skipped pair)."""
-    from phonft.references.engine import to_ase
+    from phonft.atoms import to_ase
 
     present = [i for i, c in enumerate(supercells) if c is not None]
     return [to_ase(supercells[i]) for i in present], present
@@ -717,8 +717,8 @@ def dft_kappa(phono3py_params_path: str | os.PathLike, task: KappaTask,
     :class:`~phonft.errors.InputFileError`; a failure after that gives a ``failed`` record.
     """
     from phonft.evaluate.relax import spacegroup_number
-    from phonft.references.engine import to_ase
-    from phonft.references.readers import load_phono3py_yaml
+    from phonft.atoms import to_ase
+    from phonft.phonopy_files import load_phono3py_yaml
 
     protocol = protocol or KappaProtocol()
     path = Path(phono3py_params_path)
