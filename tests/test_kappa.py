@@ -364,7 +364,7 @@ def test_kappa103_dir_errors_and_offline_download(tmp_path, monkeypatch):
     with pytest.raises(InputFileError, match="PHONFT_KAPPA103_DIR"):
         K.kappa103_dir()
     monkeypatch.delenv(K.KAPPA103_ENV)
-    monkeypatch.setattr(K, "_shared_candidates", lambda: [])
+    monkeypatch.setattr(K.kappa103, "_shared_candidates", lambda: [])
 
     def offline(material, url, dest, timeout_s=60.0):
         raise NetworkError(material, f"could not download {url} (no network).", "connect")
@@ -378,7 +378,7 @@ def test_kappa103_dir_errors_and_offline_download(tmp_path, monkeypatch):
 
 def test_kappa103_download_checks_sha256(tmp_path, monkeypatch):
     monkeypatch.delenv(K.KAPPA103_ENV, raising=False)
-    monkeypatch.setattr(K, "_shared_candidates", lambda: [])
+    monkeypatch.setattr(K.kappa103, "_shared_candidates", lambda: [])
 
     def wrong(material, url, dest, timeout_s=60.0):
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +397,7 @@ def test_kappa103_download_from_public_copy(tmp_path, monkeypatch):
     import shutil
 
     monkeypatch.delenv(K.KAPPA103_ENV, raising=False)
-    monkeypatch.setattr(K, "_shared_candidates", lambda: [])
+    monkeypatch.setattr(K.kappa103, "_shared_candidates", lambda: [])
     urls = []
 
     def serve(material, url, dest, timeout_s=60.0):
@@ -607,7 +607,7 @@ def test_model_kappa_many_writes_and_resumes(tmp_path, monkeypatch):
         return {"id": t.id, "model": model.spec, "failed": False, "status": "ok", "kappa_tot_avg_W_mK": [1.0],
                 "timings_s": {"total": 0.0}, **protocol.record()}
 
-    monkeypatch.setattr(K, "model_kappa", fake)
+    monkeypatch.setattr(K.compute, "model_kappa", fake)  # model_kappa_many calls it there
     recs = K.model_kappa_many(Model(), [task], out_dir=tmp_path, progress=False)
     assert calls == ["mp-1"] and (tmp_path / "mp-1.json.gz").is_file()
     again = K.model_kappa_many(Model(), [task], out_dir=tmp_path, progress=False)

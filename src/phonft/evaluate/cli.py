@@ -52,7 +52,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
     kappa = None
     if args.kappa_dir:
-        from phonft.evaluate.kappa_io import kappa_summary
+        from phonft.evaluate.kappa import kappa_summary
 
         kappa = kappa_summary(args.kappa_dir, args.kappa_reference, args.kappa_materials or [],
                               base_dir=args.base_kappa_dir, kappa103=args.kappa103,
