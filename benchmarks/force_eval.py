@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def supercells():
     """The 111 displaced 64-atom supercells of the vendored Si-PBE-fc3 set, as ase.Atoms."""
-    from phonft.references.engine import to_ase
-    from phonft.references.readers import load_phono3py_yaml
+    from phonft.atoms import to_ase
+    from phonft.phonopy_files import load_phono3py_yaml
 
     ph3 = load_phono3py_yaml(REPO / "data" / "dft-phonons" / "Si-PBE-fc3" / "phono3py_disp.yaml")
     return [to_ase(c) for c in ph3.supercells_with_displacements if c is not None]

@@ -68,7 +68,7 @@ def test_finetune_cli_end_to_end(refs_root, tmp_path):
     assert len(record["protocol_digest"]) == 16 and (run / "checkpoints" / record["protocol_digest"] / "last.pt").is_file()
     lines = (run / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,steps,train_loss,train_hessian_mae") and len(lines) == 4
-    assert (run / "training_curve.png").stat().st_size > 10_000
+    assert not (run / "training_curve.png").exists()  # the figures stage draws the curve
 
     out = tmp_path / "thermal.json"
     assert main(["finetune", "thermal", "--model", str(run / "model.pt"), "--reference", str(refs_root / "MgO"),

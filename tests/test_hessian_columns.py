@@ -86,7 +86,7 @@ def test_fd_column_equals_phonopy_force_constants(references, chgnet64):
     j, vec = disp["number"], np.asarray(disp["displacement"])
     b = int(np.argmax(np.abs(vec)))
     assert np.allclose(np.abs(vec), 0.01 * np.eye(3)[b])  # a Cartesian displacement
-    from phonft.references.engine import to_ase
+    from phonft.atoms import to_ase
 
     cells = [to_ase(c) for c in ph.supercells_with_displacements]
     ph.forces = np.array([r["forces"] for r in chgnet64.predict(cells)])

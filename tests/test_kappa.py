@@ -364,12 +364,12 @@ def test_kappa103_dir_errors_and_offline_download(tmp_path, monkeypatch):
     with pytest.raises(InputFileError, match="PHONFT_KAPPA103_DIR"):
         K.kappa103_dir()
     monkeypatch.delenv(K.KAPPA103_ENV)
-    monkeypatch.setattr(K, "_shared_candidates", lambda: [])
+    monkeypatch.setattr(K.kappa103, "_shared_candidates", lambda: [])
 
     def offline(material, url, dest, timeout_s=60.0):
         raise NetworkError(material, f"could not download {url} (no network).", "connect")
 
-    monkeypatch.setattr("phonft.structures.download", offline)
+    monkeypatch.setattr("phonft.cache.download", offline)
     with pytest.raises(NetworkError, match=r"raw\.githubusercontent\.com/MPA2suite/k_SRME.*PHONFT_KAPPA103_DIR"):
         K.kappa103_dir(cache_dir=tmp_path / "cache")
     with pytest.raises(InputFileError, match="allow the download"):
@@ -378,14 +378,14 @@ def test_kappa103_dir_errors_and_offline_download(tmp_path, monkeypatch):
 
 def test_kappa103_download_checks_sha256(tmp_path, monkeypatch):
     monkeypatch.delenv(K.KAPPA103_ENV, raising=False)
-    monkeypatch.setattr(K, "_shared_candidates", lambda: [])
+    monkeypatch.setattr(K.kappa103, "_shared_candidates", lambda: [])
 
     def wrong(material, url, dest, timeout_s=60.0):
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
         Path(dest).write_bytes(b"not the file")
         return dest
 
-    monkeypatch.setattr("phonft.structures.download", wrong)
+    monkeypatch.setattr("phonft.cache.download", wrong)
     with pytest.raises(NetworkError, match="SHA-256"):
         K.kappa103_dir(cache_dir=tmp_path)
     assert not any((tmp_path / "kappa103").iterdir())  # the bad file was removed
@@ -397,7 +397,7 @@ def test_kappa103_download_from_public_copy(tmp_path, monkeypatch):
     import shutil
 
     monkeypatch.delenv(K.KAPPA103_ENV, raising=False)
-    monkeypatch.setattr(K, "_shared_candidates", lambda: [])
+    monkeypatch.setattr(K.kappa103, "_shared_candidates", lambda: [])
     urls = []
 
     def serve(material, url, dest, timeout_s=60.0):
@@ -406,7 +406,7 @@ def test_kappa103_download_from_public_copy(tmp_path, monkeypatch):
         shutil.copyfile(KAPPA103 / url.rsplit("/", 1)[1], dest)
         return dest
 
-    monkeypatch.setattr("phonft.structures.download", serve)
+    monkeypatch.setattr("phonft.cache.download", serve)
     folder = K.kappa103_dir(cache_dir=tmp_path)
     assert folder == tmp_path / "kappa103" and len(urls) == 3
     assert K.load_kappa103(cache_dir=tmp_path, first_n=1)[0].id == "mp-19717"
@@ -607,7 +607,7 @@ def test_model_kappa_many_writes_and_resumes(tmp_path, monkeypatch):
         return {"id": t.id, "model": model.spec, "failed": False, "status": "ok", "kappa_tot_avg_W_mK": [1.0],
                 "timings_s": {"total": 0.0}, **protocol.record()}
 
-    monkeypatch.setattr(K, "model_kappa", fake)
+    monkeypatch.setattr(K.compute, "model_kappa", fake)  # model_kappa_many calls it there
     recs = K.model_kappa_many(Model(), [task], out_dir=tmp_path, progress=False)
     assert calls == ["mp-1"] and (tmp_path / "mp-1.json.gz").is_file()
     again = K.model_kappa_many(Model(), [task], out_dir=tmp_path, progress=False)

@@ -1,9 +1,14 @@
 """phonft: crystal structures to phonon-accurate machine-learned interatomic potentials.
 
 The package backs the stages of the Snakemake workflow, one module (or package) per
-stage, each with a ``phonft <stage>`` command:
+stage, each with a ``phonft <stage>`` command (:mod:`phonft.cli`), in data-flow order:
 
-``structures`` -> ``displacements`` -> ``references`` -> (``augment``, ``finetune``, ``evaluate``)
+``structures`` -> ``displacements`` -> ``references`` -> ``finetune`` -> ``evaluate`` -> ``figures``
+
+A stage imports only earlier stages and the shared leaf layers, which import no stage:
+``errors``, ``io``, ``protocols``, ``models``, ``phonons``, ``atoms`` (ASE <-> phonopy
+structures), ``cache`` (download cache and downloads), ``specs`` (reference specs),
+``phonopy_files`` (phonopy/phono3py yaml loading in VASP units) and ``cliutils``.
 
 Units follow phonopy's VASP convention throughout: lengths in Å, energies in eV,
 forces in eV/Å, force constants in eV/Å², frequencies in THz, temperatures in K.

@@ -16,19 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from phonft import __version__
+from phonft.cliutils import add_log_args, setup_logging
 from phonft.errors import ConfigError, PhonftError
 
 log = logging.getLogger("phonft")
-
-
-def _setup_logging(logfile: str | None, verbose: bool) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if logfile:
-        Path(logfile).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(logfile))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.captureWarnings(True)
 
 
 def _material_entry(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,7 +104,7 @@ def cmd_displacements(args: argparse.Namespace) -> None:
 def cmd_references(args: argparse.Namespace) -> None:
     from phonft.protocols import ReferenceProtocol
     from phonft.references import Reference
-    from phonft.references.spec import SpecError, material_reference
+    from phonft.specs import SpecError, material_reference
 
     entry = _material_entry(args)
     try:
@@ -147,12 +138,6 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------- parser
-
-
-def add_log_args(p: argparse.ArgumentParser) -> None:
-    """``--log FILE`` and ``-v``, which every subcommand takes (read by :func:`main`)."""
-    p.add_argument("--log", help="also write the log to this file")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def _common(p: argparse.ArgumentParser, spec: bool = True) -> None:
@@ -217,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate(sub)
 
+    _add_figures(sub)
+    return parser
+
+
+def _add_figures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("figures", help="draw every figure from results/ (parity, bands, double wells, kappa, ...)",
                        description="Regenerate the paper figures from the evaluate and finetune results.")
     p.add_argument("--evaluate", default="results/evaluate", help="evaluate results root")
@@ -229,12 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (results/figures)")
     add_log_args(p)
     p.set_defaults(func=cmd_figures)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
+    setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     try:
         args.func(args)
     except PhonftError as exc:

@@ -39,7 +39,7 @@ warnings.filterwarnings("ignore", message="Optional structure information", cate
 
 def read_unitcell(path: str | os.PathLike) -> PhonopyAtoms:
     """Read a POSCAR (or any ase-readable file) as a PhonopyAtoms in Å."""
-    from phonft.references.engine import from_ase
+    from phonft.atoms import from_ase
     from phonft.structures import read_structure_file
 
     return from_ase(read_structure_file(path))

@@ -273,7 +273,7 @@ def draw_all(evaluate_dir: str | os.PathLike, models: Sequence[str], out_dir: st
     """
     import pandas as pd
 
-    from phonft.evaluate.kappa_io import kappa_parity_points
+    from phonft.evaluate.kappa import kappa_parity_points
 
     evaluate_dir, out_dir = Path(evaluate_dir), Path(out_dir)
     written = [plot_mdr_parity({m: pd.read_csv(evaluate_dir / m / "mdr.csv") for m in models},

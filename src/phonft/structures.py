@@ -19,9 +19,6 @@ from __future__ import annotations
 import bz2
 import os
 import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +26,12 @@ import numpy as np
 import spglib
 from ase import Atoms
 
+from phonft.cache import default_cache_dir, download
 from phonft.errors import ConfigError, InputFileError, NetworkError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
 
 MDR_URL_TEMPLATE = "https://alexandria.icams.rub.de/data/phonon_benchmark/pbe/{mdr_id}.yaml.bz2"
 """Default download address of MDR phonon files; override with ``sources.mdr_url``."""
-
-
-def default_cache_dir() -> Path:
-    """``$PHONFT_CACHE``, else ``$XDG_CACHE_HOME/phonft``, else ``~/.cache/phonft``."""
-    if os.environ.get("PHONFT_CACHE"):
-        return Path(os.environ["PHONFT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "phonft"
 
 
 def read_structure_file(path: str | os.PathLike, index: int | str = -1) -> Atoms:
@@ -98,22 +89,6 @@ def fetch_mp(material: str, mp_id: str) -> tuple[Atoms, dict[str, Any]]:
     return check_periodic(atoms, mp_id), {"kind": "mp", "mp_id": mp_id}
 
 
-def download(material: str, url: str, dest: Path, timeout_s: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` atomically; raise :class:`NetworkError` when offline."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            shutil.copyfileobj(resp, fh)
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise NetworkError(material, f"could not download {url} ({exc}).",
-                           "connect to the network, or place the file at "
-                           f"{dest} by hand, or use a vendored/local reference.") from exc
-    return dest
-
-
 def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = MDR_URL_TEMPLATE) -> Path:
     """Return the cached MDR file for ``mdr_id``, downloading it when missing."""
     dest = Path(cache_dir) / "mdr" / f"{mdr_id}.yaml.bz2"
@@ -131,8 +106,9 @@ def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = M
 
 def unitcell_from_reference(spec: dict[str, Any], base_dir: Path) -> tuple[Atoms, dict[str, Any]]:
     """The unit cell stored with a material's reference DFT data, in Å."""
-    from phonft.references.readers import load_phonopy_yaml, normalised_phonopy
-    from phonft.references.spec import SpecError, resolve
+    from phonft.atoms import to_ase
+    from phonft.phonopy_files import load_phono3py_yaml, load_phonopy_yaml, normalised_phonopy
+    from phonft.specs import SpecError, resolve
 
     try:
         rs = resolve(spec, base_dir)
@@ -141,13 +117,9 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path) -> tuple[Atoms
     if rs.format == "engine":
         raise ConfigError("an 'engine' reference has no structure of its own: give 'structure: {file: ...}'")
     if rs.format == "phono3py":
-        from phonft.references.readers import load_phono3py_yaml
-
         cell = load_phono3py_yaml(rs.main).unitcell  # the forces are not needed for the cell
     else:
         cell = normalised_phonopy(load_phonopy_yaml(rs.main), dataset={}).unitcell
-    from phonft.references.engine import to_ase
-
     return to_ase(cell), {"kind": "reference", "format": rs.format, "file": str(rs.main)}
 
 

@@ -1,5 +1,5 @@
 # Shared helpers: material lookup, reference inputs and CLI arguments.
-# Only the stdlib-only `phonft.references.spec` is imported here, so that parsing the
+# Only the stdlib-only `phonft.specs` is imported here, so that parsing the
 # workflow stays fast and needs no phonopy in the environment that runs snakemake.
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from phonft.references.spec import SpecError, material_reference, resolve  # noqa: E402
+from phonft.specs import SpecError, material_reference, resolve  # noqa: E402
 
 RESULTS = "results"
 MATERIALS = list(config["materials"])

@@ -55,7 +55,6 @@ rule finetune:
         model=f"{RESULTS}/finetune/{{run}}/model.pt",
         train=f"{RESULTS}/finetune/{{run}}/train.json",
         metrics=f"{RESULTS}/finetune/{{run}}/metrics.csv",
-        curve=f"{RESULTS}/finetune/{{run}}/training_curve.png",
     params:
         spec=lambda wc: run_spec_json(wc.run),
         refs=f"{RESULTS}/references",

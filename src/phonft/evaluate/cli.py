@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from phonft.cliutils import add_log_args
 from phonft.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
     kappa = None
     if args.kappa_dir:
-        from phonft.evaluate.kappa_io import kappa_summary
+        from phonft.evaluate.kappa import kappa_summary
 
         kappa = kappa_summary(args.kappa_dir, args.kappa_reference, args.kappa_materials or [],
                               base_dir=args.base_kappa_dir, kappa103=args.kappa103,
@@ -123,8 +124,6 @@ def _material_args(p: argparse.ArgumentParser, reference: str, out: str) -> None
 
 
 def _action(actions: argparse._SubParsersAction, name: str, help: str, func, *, model: bool = True):
-    from phonft.cli import add_log_args
-
     a = actions.add_parser(name, help=help)
     if model:
         _model_args(a)

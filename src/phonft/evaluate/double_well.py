@@ -85,7 +85,7 @@ def double_well_record(model, phonon_ref, phonon_model, amplitudes: np.ndarray) 
     ``phonon_model`` is the model's phonopy object on its relaxed cell, with the same
     supercell and primitive matrices as ``phonon_ref`` (so atoms are in the same order).
     """
-    from phonft.references.engine import to_ase
+    from phonft.atoms import to_ase
 
     mode = most_unstable_mode(phonon_ref)
     n_cells = len(phonon_ref.supercell) / len(phonon_ref.primitive)

@@ -121,7 +121,7 @@ class ModelPhonons:
         """Relax, displace, evaluate in batches and build force constants (float64)."""
         from phonft.evaluate.forces import displaced_forces
         from phonft.phonons import produce_force_constants
-        from phonft.references.engine import to_ase
+        from phonft.atoms import to_ase
 
         protocol = protocol or MDRProtocol()
         ref = load_reference_phonopy(ref_dir)
@@ -158,7 +158,7 @@ def relaxed_phonopy(model, ref, where: str, protocol: MDRProtocol):
     matrices (no displacements yet). ``where`` names the material in errors and logs."""
     from phonopy import Phonopy
 
-    from phonft.references.engine import from_ase, to_ase
+    from phonft.atoms import from_ase, to_ase
 
     model.set_dtype("float64")
     unitcell = to_ase(ref.unitcell)

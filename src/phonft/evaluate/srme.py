@@ -15,6 +15,9 @@ modes, whose relaxation changed the space group, or without a (finite) model
 conductivity; SRD = −2 (SRE = 2) when the model has no finite conductivity. Both metrics
 lie in [0, 2]; the benchmark score is the mean over materials.
 
+Imaginary modes are decided by Matbench Discovery's rule on the q-mesh frequencies
+(:func:`imaginary_modes`).
+
 Everything here is float64 numpy, with no phono3py and no I/O, so that it can be checked
 against Matbench Discovery's ``matbench_discovery.metrics.phonons`` on identical inputs
 (``tests/test_kappa.py``).
@@ -213,6 +216,19 @@ def penalty_reason(pred: Mapping[str, Any], true: Mapping[str, Any] | None = Non
             or _is_missing(pred.get("mode_kappa_tot_avg_W_mK")) or _is_missing(pred.get("mode_weights")):
         return "failed"
     return None
+
+
+def imaginary_modes(frequencies_THz: np.ndarray, gamma_acoustic_threshold_THz: float = -0.01) -> bool:
+    """Matbench Discovery's imaginary-mode rule on a q-mesh whose first point is Γ.
+
+    ``frequencies_THz`` has shape (n_q, n_bands). True when all are NaN, an optical mode at
+    Γ is negative, an acoustic mode at Γ is below the threshold, or any mode elsewhere is
+    negative.
+    """
+    f = np.asarray(frequencies_THz, dtype=np.float64)
+    if np.all(np.isnan(f)):
+        return True
+    return bool(np.any(f[0, 3:] < 0) or np.any(f[0, :3] < gamma_acoustic_threshold_THz) or np.any(f[1:] < 0))
 
 
 def align_qpoints(pred_qpoints: ArrayLike, true_qpoints: ArrayLike, atol: float = 1e-6) -> NDArray[np.int64]:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from phonft.cliutils import add_log_args
 from phonft.errors import ConfigError
 
 
@@ -54,14 +55,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def _default_cache() -> Path:
-    from phonft.structures import default_cache_dir
+    from phonft.cache import default_cache_dir
 
     return default_cache_dir()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from phonft.cli import add_log_args
-
     p = sub.add_parser("finetune", help="phonon fine-tuning (PFT) with replay co-training",
                        description="Fine-tune a foundation MLIP so that its Hessian matches DFT force constants. "
                                    "Actions: split (seeded train/val/test), replay (upstream or pseudo-label "

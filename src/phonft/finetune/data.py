@@ -64,7 +64,7 @@ def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) 
     import phonopy
     from phonopy.file_IO import read_force_constants_hdf5
 
-    from phonft.references.engine import to_ase
+    from phonft.atoms import to_ase
 
     ref_dir = Path(ref_dir)
     params, fc_file = ref_dir / "phonopy_params.yaml", ref_dir / "fc2.hdf5"
@@ -90,7 +90,7 @@ def reference_unitcell(ref_dir: str | os.PathLike) -> Atoms:
     """The unit cell of a references folder (from its ``phonopy_params.yaml``)."""
     import phonopy
 
-    from phonft.references.engine import to_ase
+    from phonft.atoms import to_ase
 
     ph = phonopy.load(Path(ref_dir) / "phonopy_params.yaml", produce_fc=False, log_level=0)
     return to_ase(ph.unitcell)

@@ -22,7 +22,7 @@ def model_phonopy(model: Model, ref_dir: str | os.PathLike, batch_size: int = 4)
     """The reference's phonopy object with forces from ``model`` (eV/Å, drift removed)."""
     import phonopy
 
-    from phonft.references.engine import to_ase
+    from phonft.atoms import to_ase
 
     ph = phonopy.load(Path(ref_dir) / "phonopy_params.yaml", produce_fc=False, log_level=0)
     cells = [to_ase(c) for c in ph.supercells_with_displacements]

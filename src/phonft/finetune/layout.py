@@ -8,7 +8,8 @@
         model.pt                         fine-tuned model, in its backend's native format
                                          (CHGNet.from_file / MACECalculator read it)
         train.json                       settings, digest, versions, best epoch, timings
-        metrics.csv, training_curve.png  per-epoch metrics and their figure
+        metrics.csv                      per-epoch metrics (figures draws them:
+                                         results/figures/training_curve/<run>.png)
         checkpoints/<digest>/last.pt     epoch checkpoint (for --resume)
         thermal/{base,finetuned}/<m>/thermal.json   held-out phonons of both models
 """

@@ -98,7 +98,7 @@ def _upstream_file(upstream: dict[str, Any], cache_dir: Path) -> Path:
             raise InputFileError(path, "(upstream replay data) does not exist.",
                                  "fix upstream.file, or remove it to use the offline pseudo-label set.")
         return path
-    from phonft.structures import download
+    from phonft.cache import download
 
     url = upstream["url"]
     dest = cache_dir / "upstream" / Path(url.split("?")[0]).name
@@ -108,26 +108,20 @@ def _upstream_file(upstream: dict[str, Any], cache_dir: Path) -> Path:
 def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,
           replay_dir: str | os.PathLike, out_dir: str | os.PathLike, *, device: str = "auto",
           resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-    """Fine-tune the run's base model; write model, train.json, metrics.csv and the curve."""
+    """Fine-tune the run's base model; write model, train.json and metrics.csv.
+
+    The training curve is drawn from metrics.csv and train.json by the figures stage
+    (:func:`phonft.figures.plot_training_curve`).
+    """
     import torch
 
-    from phonft.figures import plot_training_curve
-    from phonft.finetune.data import load_phonon_sample
     from phonft.finetune.layout import MODEL_FILE
-    from phonft.finetune.replay import load_replay_split
     from phonft.finetune.trainer import Trainer, write_metrics
     from phonft.models import load_model, resolve_device
 
     settings = TrainSettings.from_config(run)
     split = _read_split(split_file)
-    refs = Path(references)
-    train_set = [load_phonon_sample(refs / m, m) for m in split["train"]]
-    val_set = [load_phonon_sample(refs / m, m) for m in split["val"]]
-    replay_file = Path(replay_dir) / "replay.extxyz" if replay_dir else None
-    replay_train, replay_val = ([], [])
-    if settings.replay_steps or (replay_file and replay_file.is_file()):
-        # The validation frames measure forgetting even when replay_steps is 0.
-        replay_train, replay_val = load_replay_split(replay_file)
+    train_set, val_set, replay_train, replay_val = _training_data(settings, split, Path(references), replay_dir)
     dev = resolve_device(device)
     torch.manual_seed(settings.seed)
     model = load_model(settings.base_model, dtype=settings.dtype, device=dev, options=settings.options)
@@ -140,7 +134,6 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     result = trainer.fit(resume=resume, stop_after=stop_after)
     seconds = time.perf_counter() - t0
     write_metrics(result.metrics, out_dir / "metrics.csv")
-    plot_training_curve(result.metrics, out_dir / "training_curve.png", title=run_name, best_epoch=result.best_epoch)
     if stop_after is not None and result.metrics[-1]["epoch"] < settings.epochs:
         log.info("stopped after epoch %d as asked; resume with --resume", result.metrics[-1]["epoch"])
         return {"stopped_after": result.metrics[-1]["epoch"]}
@@ -170,6 +163,22 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     atomic_write_json(out_dir / "train.json", record)
     log.info("best epoch %d (val loss %.4g); model -> %s", result.best_epoch, result.best_val_loss, model_path)
     return record
+
+
+def _training_data(settings: TrainSettings, split: dict[str, list[str]], refs: Path,
+                   replay_dir: str | os.PathLike) -> tuple[list, list, list, list]:
+    """The phonon samples of the train and val materials, and the replay train/val frames."""
+    from phonft.finetune.data import load_phonon_sample
+    from phonft.finetune.replay import load_replay_split
+
+    train_set = [load_phonon_sample(refs / m, m) for m in split["train"]]
+    val_set = [load_phonon_sample(refs / m, m) for m in split["val"]]
+    replay_file = Path(replay_dir) / "replay.extxyz" if replay_dir else None
+    replay_train, replay_val = ([], [])
+    if settings.replay_steps or (replay_file and replay_file.is_file()):
+        # The validation frames measure forgetting even when replay_steps is 0.
+        replay_train, replay_val = load_replay_split(replay_file)
+    return train_set, val_set, replay_train, replay_val
 
 
 def _row_of(metrics: list[dict[str, float]], epoch: int) -> dict[str, float]:

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from phonft.references.spec import FORMATS, ReferenceSpec, SpecError, material_reference, resolve
+from phonft.specs import FORMATS, ReferenceSpec, SpecError, material_reference, resolve
 
 __all__ = ["FORMATS", "Reference", "RawReference", "ReferenceSpec", "SpecError", "material_reference",
            "read_reference", "resolve"]
 
 
 def __getattr__(name: str) -> Any:
-    # The readers import phonopy; load them only when used, so that the Snakefile can
-    # import the (stdlib-only) spec resolver quickly at parse time.
+    # The readers import phonopy; load them only when used, so that importing the
+    # package for the (stdlib-only) spec names of phonft.specs stays quick.
     if name in ("Reference", "read_reference"):
         from phonft.references import reference
 

@@ -11,18 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
 from phonopy import Phonopy
 from tqdm import tqdm
 
+from phonft.atoms import to_ase
 from phonft.errors import ConfigError
-from phonft.references.readers import (
-    RawReference,
-    _remove_drift,
-    check_forces,
-    load_phonopy_yaml,
-    normalised_phonopy,
-)
+from phonft.phonopy_files import load_phonopy_yaml, normalised_phonopy
+from phonft.references.readers import RawReference, _remove_drift, check_forces
 
 KNOWN_CALCULATORS = {
     "emt": "ase.calculators.emt:EMT",
@@ -45,20 +40,6 @@ def make_calculator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot import engine calculator '{target}': {exc}") from exc
     return factory(**(kwargs or {}))
-
-
-def to_ase(cell: Any) -> Atoms:
-    """PhonopyAtoms -> ase.Atoms (periodic)."""
-    return Atoms(symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
-
-
-def from_ase(atoms: Atoms, masses: Any = None, wrap: bool = True):
-    """ase.Atoms -> PhonopyAtoms in Å, with ``masses`` (amu) when given, else phonopy's table."""
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell, dtype=np.float64),
-                        scaled_positions=atoms.get_scaled_positions(wrap=wrap),
-                        masses=None if masses is None else np.asarray(masses, dtype=np.float64))
 
 
 def run_engine(disp_yaml: str | Path, calculator: str, kwargs: dict[str, Any] | None = None) -> RawReference:

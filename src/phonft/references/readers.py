@@ -4,17 +4,17 @@ Every reader returns a :class:`RawReference`: a :class:`phonopy.Phonopy` object 
 phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces, plus a
 :class:`phono3py.Phono3py` object where third-order data exist. Readers never write files.
 Any problem with an input (missing, truncated, corrupt, inconsistent) is raised as an
-:class:`~phonft.errors.InputFileError` naming the file.
+:class:`~phonft.errors.InputFileError` naming the file. Loading phonopy/phono3py yaml files
+and converting them to VASP units is :mod:`phonft.phonopy_files`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,18 @@ from typing import Any
 import numpy as np
 import yaml
 from phonopy import Phonopy
-from phonopy.interface.calculator import get_calc_dataset, get_calculator_physical_units
-from phonopy.structure.atoms import PhonopyAtoms
+from phonopy.interface.calculator import get_calc_dataset
 
 from phonft.errors import InputFileError
 from phonft.io import COMPRESSED_SUFFIXES, read_text
+from phonft.phonopy_files import (
+    load_phono3py_yaml,
+    load_phonopy_yaml,
+    normalised_phonopy,
+    reading,
+    require_file,
+    vasp_unit_nac,
+)
 
 
 @dataclass
@@ -41,99 +48,6 @@ class RawReference:
     engine: dict | None = None
     source_values: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def reading(path: str | os.PathLike, what: str, fix: str | None = None) -> Iterator[None]:
-    """Turn any failure while reading ``path`` into an :class:`InputFileError`."""
-    try:
-        yield
-    except InputFileError:
-        raise
-    except (Exception, SystemExit) as exc:  # phonopy's CLI helpers may sys.exit()
-        detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        raise InputFileError(
-            path,
-            f"could not be read as {what} ({detail}); the file may be truncated or corrupt.",
-            fix or "re-export or re-copy the file from the DFT run.",
-        ) from exc
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise InputFileError(path, "does not exist.", "check the path in the config's reference entry.")
-    return path
-
-
-@contextlib.contextmanager
-def _decompressed(path: Path) -> Iterator[Path]:
-    """Yield a plain-text copy of a compressed file (or the file itself)."""
-    if path.suffix not in COMPRESSED_SUFFIXES:
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="phonft-") as tmp:
-        plain = Path(tmp) / path.with_suffix("").name
-        with reading(path, f"{path.suffix[1:]}-compressed text"):
-            plain.write_text(read_text(path), encoding="utf-8")
-        yield plain
-
-
-# --------------------------------------------------------------------------- units
-
-
-def _scale_atoms(atoms: PhonopyAtoms, to_A: float) -> PhonopyAtoms:
-    return PhonopyAtoms(
-        cell=np.asarray(atoms.cell) * to_A,
-        scaled_positions=atoms.scaled_positions,
-        symbols=atoms.symbols,
-        masses=atoms.masses,
-        magnetic_moments=atoms.magnetic_moments,
-    )
-
-
-def _scale_dataset(dataset: dict, to_A: float, to_eV_per_A: float) -> dict:
-    ds = copy.deepcopy(dataset)
-    if "first_atoms" in ds:
-        for d in ds["first_atoms"]:
-            d["displacement"] = np.asarray(d["displacement"], dtype=float) * to_A
-            if "forces" in d:
-                d["forces"] = np.asarray(d["forces"], dtype=float) * to_eV_per_A
-    else:
-        ds["displacements"] = np.asarray(ds["displacements"], dtype=float) * to_A
-        if "forces" in ds:
-            ds["forces"] = np.asarray(ds["forces"], dtype=float) * to_eV_per_A
-    return ds
-
-
-def normalised_phonopy(phonon: Phonopy, dataset: dict | None = None) -> Phonopy:
-    """A copy of ``phonon`` in VASP units (Å, eV/Å) with ``dataset`` (default: its own).
-
-    Data from other codes (Quantum ESPRESSO writes Bohr and Ry/Bohr) are converted with
-    phonopy's own unit factors, so that everything downstream is code-independent.
-    """
-    units = get_calculator_physical_units(phonon.calculator or "vasp")
-    to_A, to_eVA = units.distance_to_A, units.force_to_eVperA
-    dataset = phonon.dataset if dataset is None else dataset
-    out = Phonopy(
-        _scale_atoms(phonon.unitcell, to_A),
-        supercell_matrix=phonon.supercell_matrix,
-        primitive_matrix=phonon.primitive_matrix,
-        symprec=phonon.symmetry.tolerance,
-        log_level=0,
-    )
-    if dataset:
-        out.dataset = _scale_dataset(dataset, to_A, to_eVA)
-    if phonon.nac_params is not None:
-        out.nac_params = vasp_unit_nac(phonon.nac_params)
-    return out
-
-
-def vasp_unit_nac(nac_params: dict) -> dict:
-    """NAC parameters for VASP units: Born charges and dielectric tensor are unitless;
-    only the unit-conversion factor depends on the code's units."""
-    nac = {k: v for k, v in nac_params.items() if k != "factor"}
-    nac["factor"] = get_calculator_physical_units("vasp").nac_factor
-    return nac
 
 
 # --------------------------------------------------------------------------- checks
@@ -184,16 +98,6 @@ def _remove_drift(forces: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- loaders
 
 
-def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
-    """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure."""
-    import phonopy
-
-    _require(path)
-    with _decompressed(path) as plain, reading(path, "a phonopy yaml"):
-        ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
-    return ph
-
-
 def n_displacements(phonon: Phonopy) -> int:
     ds = phonon.dataset
     return len(ds["first_atoms"]) if "first_atoms" in ds else len(ds["displacements"])
@@ -213,7 +117,7 @@ def read_force_sets(
     """``phonopy_disp.yaml`` + ``FORCE_SETS`` (+ ``BORN``)."""
     from phonopy.file_IO import parse_FORCE_SETS
 
-    disp_yaml, force_sets = Path(disp_yaml), _require(Path(force_sets))
+    disp_yaml, force_sets = Path(disp_yaml), require_file(Path(force_sets))
     ph = load_phonopy_yaml(disp_yaml)
     natom = len(ph.supercell)
     with reading(force_sets, "a phonopy FORCE_SETS file"):
@@ -245,7 +149,7 @@ def _attach_born(ph: Phonopy, born: str | os.PathLike | None) -> list[Path]:
 
     if born is None:
         return []
-    born = _require(Path(born))
+    born = require_file(Path(born))
     with reading(born, "a phonopy BORN file"):
         ph.nac_params = parse_BORN(ph.primitive, filename=str(born))
     return [born]
@@ -255,7 +159,7 @@ def _expand_archives(files: Sequence[Path], workdir: Path) -> list[tuple[Path, P
     """(blamed file, readable file) pairs; tar archives are unpacked, members sorted."""
     out: list[tuple[Path, Path]] = []
     for f in files:
-        _require(f)
+        require_file(f)
         if ".tar" in f.suffixes:
             dest = workdir / f.name
             with reading(f, "a tar archive of force files"), tarfile.open(f) as tar:
@@ -342,7 +246,7 @@ def read_mdr(path: str | os.PathLike) -> RawReference:
     symmetrized. The stored thermal values and energy (eV per *unit cell*) are kept as
     ``source_values`` for comparison.
     """
-    path = _require(Path(path))
+    path = require_file(Path(path))
     with reading(path, "an MDR phonon yaml"):
         raw = yaml.load(read_text(path), Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader)
     if not isinstance(raw, dict):
@@ -372,18 +276,6 @@ def read_mdr(path: str | os.PathLike) -> RawReference:
     return RawReference(normalised_phonopy(ph), "mdr", [path], source_values=source_values, notes=notes)
 
 
-def load_phono3py_yaml(path: Path) -> Any:
-    """``phono3py.load`` a (possibly compressed) phono3py yaml in VASP units, blaming ``path``."""
-    import phono3py
-
-    path = _require(Path(path))
-    with _decompressed(path) as plain, reading(path, "a phono3py yaml"):
-        ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
-    if (ph3.calculator or "vasp") != "vasp":
-        raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
-    return ph3
-
-
 def read_phono3py(
     path: str | os.PathLike, forces_fc3: str | os.PathLike | None = None
 ) -> RawReference:
@@ -398,7 +290,7 @@ def read_phono3py(
     ph3 = load_phono3py_yaml(path)
     files = [path]
     if forces_fc3 is not None:
-        forces_fc3 = _require(Path(forces_fc3))
+        forces_fc3 = require_file(Path(forces_fc3))
         dataset = copy.deepcopy(ph3.dataset)
         with reading(forces_fc3, "a phono3py FORCES_FC3 file"):
             parse_FORCES_FC3(dataset, str(forces_fc3))

@@ -15,9 +15,16 @@ from phonft.errors import ConfigError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
 from phonft.phonons import phonon_summary, produce_force_constants
 from phonft.protocols import ReferenceProtocol
-from phonft.references import readers
-from phonft.references.readers import RawReference
-from phonft.references.spec import ReferenceSpec, SpecError, resolve
+from phonft.references.readers import (
+    RawReference,
+    read_force_sets,
+    read_mdr,
+    read_phono3py,
+    read_phonopy_params,
+    read_qe,
+    read_vasprun,
+)
+from phonft.specs import ReferenceSpec, SpecError, resolve
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +33,17 @@ def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | N
     """Dispatch a resolved spec to its reader."""
     fmt = spec.format
     if fmt == "phonopy_yaml":
-        return readers.read_phonopy_params(spec.main)
+        return read_phonopy_params(spec.main)
     if fmt == "force_sets":
-        return readers.read_force_sets(spec.main, spec.force_sets, spec.born)
+        return read_force_sets(spec.main, spec.force_sets, spec.born)
     if fmt == "vasprun":
-        return readers.read_vasprun(spec.main, spec.files, spec.born)
+        return read_vasprun(spec.main, spec.files, spec.born)
     if fmt == "qe":
-        return readers.read_qe(spec.main, spec.files, spec.born)
+        return read_qe(spec.main, spec.files, spec.born)
     if fmt == "mdr":
-        return readers.read_mdr(spec.main)
+        return read_mdr(spec.main)
     if fmt == "phono3py":
-        return readers.read_phono3py(spec.main, spec.forces_fc3)
+        return read_phono3py(spec.main, spec.forces_fc3)
     if fmt == "engine":
         from phonft.references.engine import run_engine
 

@@ -1,8 +1,9 @@
 """Reference specifications: which files hold a material's DFT data, in which format.
 
-A spec is the ``reference`` mapping of a material in ``config/config.yaml``. This module
-only resolves paths (stdlib only, so the Snakefile can import it at parse time); the
-readers live in :mod:`phonft.references.readers`.
+A spec is the ``reference`` mapping of a material in ``config/config.yaml``. This leaf
+module only resolves paths (stdlib only, so the Snakefile can import it at parse time);
+the structures stage reads a reference's unit cell through it and the references stage
+its data, with the readers of :mod:`phonft.references.readers`.
 
 Formats and their keys (paths relative to ``path`` when it is a folder):
 

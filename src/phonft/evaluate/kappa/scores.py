@@ -1,6 +1,8 @@
-"""Kappa results on disk: a model's SRME block for ``summary.json`` and the parity points.
+"""Kappa scores: per-material SRD/SRE/SRME with Matbench Discovery's penalties
+(:func:`score_kappa`), a model's ``kappa`` block of ``summary.json`` (:func:`kappa_summary`)
+and the parity points of the figures (:func:`kappa_parity_points`).
 
-Layout (written by the ``evaluate_kappa*`` rules):
+Records read (written by the ``evaluate_kappa*`` rules):
 - ``results/evaluate/kappa-reference/<material>.json``: DFT records of vendored fc3 data;
 - ``results/evaluate/<model>/kappa/<material>.json``: the model on those materials;
 - ``results/evaluate/<model>/kappa103/<mp-id>.json``: the model on kappa103 structures,
@@ -11,17 +13,81 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from phonft.errors import ConfigError, PhonftError
+from phonft.evaluate import srme as metrics
+from phonft.evaluate.kappa.kappa103 import kappa103_references
+from phonft.evaluate.kappa.records import read_kappa_record
+from phonft.io import read_json
 
 KAPPA103_PREFIX = "kappa103:"
 
 
+def score_kappa(model_records: Mapping[str, Mapping[str, Any]], ref_records: Mapping[str, Mapping[str, Any]]
+                ) -> tuple[Any, dict[str, Any]]:
+    """Per-material SRD/SRE/SRME with Matbench Discovery's penalties, and their means.
+
+    Every reference material is scored; one without a model record counts as failed
+    (SRME 2, SRE 2). A model record without a reference is an error.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by material id: ``srme``, ``sre``, ``srd``, ``kappa_model_W_mK``,
+        ``kappa_dft_W_mK`` (averaged, first temperature), ``penalty`` (reason or None),
+        ``has_imaginary_modes``, ``broken_symmetry``, ``failed``, ``error``.
+    summary : dict
+        ``srme``, ``sre`` (means), ``n_materials``, ``n_penalised``, ``n_failed``,
+        ``n_imaginary``, ``n_broken_symmetry``, ``n_missing``.
+    """
+    import pandas as pd
+
+    extra = sorted(set(model_records) - set(ref_records))
+    if extra:
+        raise ConfigError(f"kappa scoring: no reference for {', '.join(extra)}; compute or load the DFT "
+                          "records of the same materials")
+    rows = []
+    for mid, ref in ref_records.items():
+        pred = model_records.get(mid)
+        missing = pred is None
+        if missing:
+            pred = {"failed": True, "error": "no model record"}
+        try:
+            m = metrics.material_metrics(pred, ref)
+        except ValueError as exc:
+            raise PhonftError(f"kappa scoring, material {mid}: {exc}. Fix: compute the model and the reference "
+                              "with the same q_mesh, supercells and primitive cell.") from exc
+        kp = pred.get("kappa_tot_avg_W_mK")
+        rows.append({
+            "id": mid, "srme": m["srme"], "sre": m["sre"], "srd": m["srd"],
+            "kappa_model_W_mK": float(kp[0]) if kp is not None and not pred.get("failed") else np.nan,
+            "kappa_dft_W_mK": float(np.atleast_1d(ref["kappa_tot_avg_W_mK"])[0]),
+            "penalty": m["penalty"], "has_imaginary_modes": pred.get("has_imaginary_modes"),
+            "broken_symmetry": pred.get("broken_symmetry"), "failed": bool(pred.get("failed")),
+            "missing": missing, "error": pred.get("error"),
+        })
+    table = pd.DataFrame(rows).set_index("id") if rows else pd.DataFrame(
+        columns=["srme", "sre", "srd", "penalty"]).rename_axis("id")
+    summary = {
+        "srme": float(table["srme"].mean()) if rows else float("nan"),
+        "sre": float(table["sre"].mean()) if rows else float("nan"),
+        "n_materials": len(rows),
+        "n_penalised": int(table["penalty"].notna().sum()) if rows else 0,
+        "n_failed": int((table["penalty"] == "failed").sum()) if rows else 0,
+        "n_imaginary": int((table["penalty"] == "imaginary_modes").sum()) if rows else 0,
+        "n_broken_symmetry": int((table["penalty"] == "broken_symmetry").sum()) if rows else 0,
+        "n_missing": int(table["missing"].sum()) if rows else 0,
+    }
+    return table, summary
+
+
 def _model_records(model_dir: Path, materials: Sequence[str], kappa103: bool) -> dict[str, Any]:
     """A model's kappa records: the vendored materials, and every kappa103 record it has."""
-    from phonft.evaluate.kappa import read_kappa_record
-
     preds = {m: read_kappa_record(model_dir / "kappa" / f"{m}.json") for m in materials}
     if kappa103:
         for f in sorted((model_dir / "kappa103").glob("*.json")):
@@ -32,8 +98,6 @@ def _model_records(model_dir: Path, materials: Sequence[str], kappa103: bool) ->
 def _reference_records(reference_dir: Path | None, materials: Sequence[str], kappa103_ids: Sequence[str],
                        kappa103_data: str | None, cache_dir: str | None) -> dict[str, Any]:
     """DFT records: the vendored materials' files, and the kappa103 data set's (read once)."""
-    from phonft.evaluate.kappa import kappa103_references, read_kappa_record
-
     refs = {m: read_kappa_record(Path(reference_dir) / f"{m}.json") for m in materials}
     if kappa103_ids:
         for mid, rec in kappa103_references(kappa103_ids, kappa103_data, cache_dir).items():
@@ -42,8 +106,6 @@ def _reference_records(reference_dir: Path | None, materials: Sequence[str], kap
 
 
 def _score(preds: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
-    from phonft.evaluate.kappa import score_kappa
-
     table, means = score_kappa(preds, refs)
     rows = table.reset_index().to_dict("records")
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
@@ -79,8 +141,6 @@ def kappa_parity_points(evaluate_dir: str | os.PathLike, models: Sequence[str]
                         ) -> dict[str, list[tuple[str, float, float]]]:
     """model -> [(material, DFT kappa, model kappa)] in W/m/K from each model's summary.json
     (penalised materials are left out: they have no meaningful kappa)."""
-    from phonft.io import read_json
-
     points: dict[str, list[tuple[str, float, float]]] = {}
     for model in models:
         summary = read_json(Path(evaluate_dir) / model / "summary.json")

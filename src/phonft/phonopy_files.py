@@ -1,0 +1,145 @@
+"""phonopy and phono3py yaml files in phonopy's VASP units (a leaf module).
+
+Loading a (possibly compressed) phonopy or phono3py yaml and normalising it to Å and eV/Å
+is needed both by the structures stage (the unit cell of a reference) and by the
+references stage's readers (:mod:`phonft.references.readers`), so it lives here. Any
+failure while reading a file is raised as an :class:`~phonft.errors.InputFileError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from phonopy import Phonopy
+from phonopy.interface.calculator import get_calculator_physical_units
+from phonopy.structure.atoms import PhonopyAtoms
+
+from phonft.errors import InputFileError
+from phonft.io import COMPRESSED_SUFFIXES, read_text
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str, fix: str | None = None) -> Iterator[None]:
+    """Turn any failure while reading ``path`` into an :class:`InputFileError`."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except (Exception, SystemExit) as exc:  # phonopy's CLI helpers may sys.exit()
+        detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        raise InputFileError(
+            path,
+            f"could not be read as {what} ({detail}); the file may be truncated or corrupt.",
+            fix or "re-export or re-copy the file from the DFT run.",
+        ) from exc
+
+
+def require_file(path: Path) -> Path:
+    """``path``, or an :class:`InputFileError` when it is not a file."""
+    if not path.is_file():
+        raise InputFileError(path, "does not exist.", "check the path in the config's reference entry.")
+    return path
+
+
+@contextlib.contextmanager
+def decompressed(path: Path) -> Iterator[Path]:
+    """Yield a plain-text copy of a compressed file (or the file itself)."""
+    if path.suffix not in COMPRESSED_SUFFIXES:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="phonft-") as tmp:
+        plain = Path(tmp) / path.with_suffix("").name
+        with reading(path, f"{path.suffix[1:]}-compressed text"):
+            plain.write_text(read_text(path), encoding="utf-8")
+        yield plain
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _scale_atoms(atoms: PhonopyAtoms, to_A: float) -> PhonopyAtoms:
+    return PhonopyAtoms(
+        cell=np.asarray(atoms.cell) * to_A,
+        scaled_positions=atoms.scaled_positions,
+        symbols=atoms.symbols,
+        masses=atoms.masses,
+        magnetic_moments=atoms.magnetic_moments,
+    )
+
+
+def _scale_dataset(dataset: dict, to_A: float, to_eV_per_A: float) -> dict:
+    ds = copy.deepcopy(dataset)
+    if "first_atoms" in ds:
+        for d in ds["first_atoms"]:
+            d["displacement"] = np.asarray(d["displacement"], dtype=float) * to_A
+            if "forces" in d:
+                d["forces"] = np.asarray(d["forces"], dtype=float) * to_eV_per_A
+    else:
+        ds["displacements"] = np.asarray(ds["displacements"], dtype=float) * to_A
+        if "forces" in ds:
+            ds["forces"] = np.asarray(ds["forces"], dtype=float) * to_eV_per_A
+    return ds
+
+
+def normalised_phonopy(phonon: Phonopy, dataset: dict | None = None) -> Phonopy:
+    """A copy of ``phonon`` in VASP units (Å, eV/Å) with ``dataset`` (default: its own).
+
+    Data from other codes (Quantum ESPRESSO writes Bohr and Ry/Bohr) are converted with
+    phonopy's own unit factors, so that everything downstream is code-independent.
+    """
+    units = get_calculator_physical_units(phonon.calculator or "vasp")
+    to_A, to_eVA = units.distance_to_A, units.force_to_eVperA
+    dataset = phonon.dataset if dataset is None else dataset
+    out = Phonopy(
+        _scale_atoms(phonon.unitcell, to_A),
+        supercell_matrix=phonon.supercell_matrix,
+        primitive_matrix=phonon.primitive_matrix,
+        symprec=phonon.symmetry.tolerance,
+        log_level=0,
+    )
+    if dataset:
+        out.dataset = _scale_dataset(dataset, to_A, to_eVA)
+    if phonon.nac_params is not None:
+        out.nac_params = vasp_unit_nac(phonon.nac_params)
+    return out
+
+
+def vasp_unit_nac(nac_params: dict) -> dict:
+    """NAC parameters for VASP units: Born charges and dielectric tensor are unitless;
+    only the unit-conversion factor depends on the code's units."""
+    nac = {k: v for k, v in nac_params.items() if k != "factor"}
+    nac["factor"] = get_calculator_physical_units("vasp").nac_factor
+    return nac
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
+    """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure."""
+    import phonopy
+
+    require_file(path)
+    with decompressed(path) as plain, reading(path, "a phonopy yaml"):
+        ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
+    return ph
+
+
+def load_phono3py_yaml(path: Path) -> Any:
+    """``phono3py.load`` a (possibly compressed) phono3py yaml in VASP units, blaming ``path``."""
+    import phono3py
+
+    path = require_file(Path(path))
+    with decompressed(path) as plain, reading(path, "a phono3py yaml"):
+        ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
+    if (ph3.calculator or "vasp") != "vasp":
+        raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
+    return ph3
