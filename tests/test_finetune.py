@@ -12,7 +12,7 @@ from conftest import small_mace_model
 from phonft.errors import ConfigError, InputFileError
 from phonft.finetune import losses
 from phonft.finetune.columns import atom_weights
-from phonft.finetune.data import load_phonon_sample, read_replay, reference_unitcell
+from phonft.finetune.data import load_phonon_sample, read_replay
 from phonft.finetune.heldout import hessian_mae, model_force_constants
 from phonft.finetune.replay import load_replay_split, pseudo_label_set, write_replay
 from phonft.finetune.settings import ReplaySettings, TrainSettings

@@ -9,8 +9,6 @@ gradient on it at all.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -18,8 +16,7 @@ from ase.build import bulk
 from phonft_testdata import pair_springs
 
 from phonft.finetune.data import PhononSample, ReplaySample
-from phonft.finetune.replay import (composition, disjoint_pool, held_out_groups, label, perturbed_copies,
-                                    pseudo_label_set, upstream_frames, write_replay, load_replay_split)
+from phonft.finetune.replay import label, perturbed_copies
 from phonft.finetune.settings import REPLAY_WEIGHTS, LossWeights, ReplaySettings, TrainSettings
 from phonft.finetune.steps import phonon_step, replay_step
 

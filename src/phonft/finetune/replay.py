@@ -200,12 +200,12 @@ def upstream_frames(path: Path, keys: dict[str, str], max_frames: int | None, se
     if max_frames and len(samples) > max_frames:
         idx = np.sort(np.random.default_rng(seed).choice(len(samples), size=max_frames, replace=False))
     chosen = [samples[int(i)] for i in idx]
-    groups = [str(s.info.get(group_key, composition(s.atoms))) if group_key else composition(s.atoms)
-              for s in chosen]
+    formulas = [composition(s.atoms) for s in chosen]
+    groups = [str(s.info.get(group_key, f)) if group_key else f for s, f in zip(chosen, formulas)]
     if len(set(groups)) < 2:
         groups = [f"frame-{int(i)}" for i in idx]
     banned = set(run_formulas)
-    eligible = [g for g, s in zip(groups, chosen) if composition(s.atoms) not in banned]
+    eligible = [g for g, f in zip(groups, formulas) if f not in banned]
     val = held_out_groups(eligible, val_fraction, seed)
     frames = []
     for s, g in zip(chosen, groups):
