@@ -1,5 +1,6 @@
-"""Phonon quantities shared by every stage: force constants, frequencies, stability and
-thermal properties, following the MDR protocol (:class:`~phonft.protocols.ReferenceProtocol`).
+"""Phonon quantities shared by every stage: drift removal, force constants, frequencies,
+stability, thermal properties and the ``thermal.json`` record, following the MDR protocol
+(:class:`~phonft.protocols.ReferenceProtocol`).
 
 Everything here works in float64 and phonopy's VASP units (Å, eV/Å, eV/Å², THz).
 """
@@ -8,12 +9,21 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from phonopy import Phonopy
 from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
 
-from phonft.protocols import ReferenceProtocol
+from phonft.protocols import Protocol, ReferenceProtocol
+
+
+def remove_drift(forces_eV_A: np.ndarray) -> np.ndarray:
+    """Subtract each supercell's mean force (the drift), as ``phonopy -f`` does.
+
+    ``forces_eV_A`` has shape (n_supercells, n_atoms, 3); a new array is returned.
+    """
+    return forces_eV_A - forces_eV_A.mean(axis=1, keepdims=True)
 
 
 def produce_force_constants(phonon: Phonopy, protocol: ReferenceProtocol) -> np.ndarray:
@@ -137,4 +147,26 @@ def phonon_summary(phonon: Phonopy, protocol: ReferenceProtocol) -> dict:
             "thermal": "per mole of primitive cell",
             "omega_max_K": "K (THz x h/k_B)",
         },
+    }
+
+
+def thermal_json_record(material: str, kind: str, summary: dict[str, Any], protocol: Protocol, *,
+                        synthetic: bool = False, identity: dict[str, Any] | None = None,
+                        details: dict[str, Any] | None = None, has_fc3: bool = False) -> dict[str, Any]:
+    """The content of a ``thermal.json``, the same layout for a reference and for a model.
+
+    Keys, in order: ``material``, ``kind`` (``dft``, ``engine`` or ``model``), ``synthetic``,
+    the ``identity`` entries (which engine or model made the forces), the
+    :func:`phonon_summary` ``summary``, the ``details`` entries (source files, relaxation,
+    scores), ``has_fc3`` and ``protocol.record()`` (settings, digest, package versions).
+    """
+    return {
+        "material": material,
+        "kind": kind,
+        "synthetic": synthetic,
+        **(identity or {}),
+        **summary,
+        **(details or {}),
+        "has_fc3": has_fc3,
+        **protocol.record(),
     }

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from phonft.atoms import to_ase
 from phonft.errors import ConfigError
 from phonft.phonopy_files import load_phonopy_yaml, normalised_phonopy
-from phonft.references.readers import RawReference, _remove_drift, check_forces
+from phonft.phonons import remove_drift
+from phonft.references.readers import RawReference, check_forces
 
 KNOWN_CALCULATORS = {
     "emt": "ase.calculators.emt:EMT",
@@ -53,7 +54,7 @@ def run_engine(disp_yaml: str | Path, calculator: str, kwargs: dict[str, Any] | 
         atoms.calc = calc
         forces.append(np.asarray(atoms.get_forces(), dtype=np.float64))
     forces = check_forces(np.asarray(forces), len(forces), len(ph.supercell), disp_yaml)
-    ph.forces = _remove_drift(forces)
+    ph.forces = remove_drift(forces)
     return RawReference(
         ph, "engine", [disp_yaml], synthetic=True,
         engine={"calculator": calculator, "calculator_kwargs": dict(kwargs or {})},

@@ -26,6 +26,7 @@ from phonopy.interface.calculator import get_calc_dataset
 
 from phonft.errors import InputFileError
 from phonft.io import COMPRESSED_SUFFIXES, read_text
+from phonft.phonons import remove_drift
 from phonft.phonopy_files import (
     load_phono3py_yaml,
     load_phonopy_yaml,
@@ -88,11 +89,6 @@ def _check_dataset_forces(phonon: Phonopy, path: Path, dataset: dict | None = No
         f = np.asarray(ds["forces"], dtype=float)
         n = len(ds["displacements"])
         check_forces(f, n, len(phonon.supercell), path)
-
-
-def _remove_drift(forces: np.ndarray) -> np.ndarray:
-    """Subtract each supercell's mean force (the drift), as ``phonopy -f`` does."""
-    return forces - forces.mean(axis=1, keepdims=True)
 
 
 # --------------------------------------------------------------------------- loaders
@@ -202,7 +198,7 @@ def _read_calc_forces(
 
 def _with_forces(ph: Phonopy, forces: np.ndarray) -> dict:
     ds = copy.deepcopy(ph.dataset)
-    forces = _remove_drift(forces)
+    forces = remove_drift(forces)
     if "first_atoms" in ds:
         for d, f in zip(ds["first_atoms"], forces, strict=True):
             d["forces"] = f

@@ -1,4 +1,7 @@
-"""The :class:`Reference` facade: read a spec, compute fc2/fc3 and thermal data, write."""
+"""The :class:`Reference` facade: read a spec, compute fc2/fc3 and thermal data, write.
+
+Reading a written folder back is :class:`phonft.references.folder.ReferenceFolder`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from phonopy.file_IO import write_force_constants_to_hdf5
 
 from phonft.errors import ConfigError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
-from phonft.phonons import phonon_summary, produce_force_constants
+from phonft.phonons import phonon_summary, produce_force_constants, thermal_json_record
 from phonft.protocols import ReferenceProtocol
 from phonft.references.readers import (
     RawReference,
@@ -109,22 +112,16 @@ class Reference:
     def thermal_record(self, material: str) -> dict[str, Any]:
         """The content of ``thermal.json``."""
         raw = self.raw
-        return {
-            "material": material,
-            "kind": "engine" if raw.synthetic else "dft",
-            "synthetic": raw.synthetic,
-            **({"engine": raw.engine} if raw.engine else {}),
-            **self.summary,
-            "source": {
-                "format": raw.fmt,
-                "files": [_portable(p) for p in raw.files],
-                "sha256": {p.name: sha256_file(p) for p in raw.files if p.is_file()},
-                "notes": raw.notes,
-                **({"stored_values": raw.source_values} if raw.source_values else {}),
-            },
-            "has_fc3": self.fc3 is not None,
-            **self.protocol.record(),
+        source = {
+            "format": raw.fmt,
+            "files": [_portable(p) for p in raw.files],
+            "sha256": {p.name: sha256_file(p) for p in raw.files if p.is_file()},
+            "notes": raw.notes,
+            **({"stored_values": raw.source_values} if raw.source_values else {}),
         }
+        return thermal_json_record(material, "engine" if raw.synthetic else "dft", self.summary, self.protocol,
+                                   synthetic=raw.synthetic, identity={"engine": raw.engine} if raw.engine else None,
+                                   details={"source": source}, has_fc3=self.fc3 is not None)
 
     def write(self, out_dir: str | os.PathLike, material: str) -> Path:
         """Write the normalised folder atomically (all files or none)."""
