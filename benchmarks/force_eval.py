@@ -6,7 +6,7 @@ supercell twice:
 
 - ``loop``: what phonopy/phono3py users write, one ASE ``get_forces`` call per
   supercell, through the model's own ASE calculator;
-- ``batched``: :func:`phonft.evaluate.forces.displaced_forces`, whole batches of up to
+- ``batched``: :func:`phonft.forces.displaced_forces`, whole batches of up to
   ``--batch-atoms`` atoms in one graph.
 
 The forces must be identical (max |ΔF| < 1e-6 eV/Å, float64); the script prints both
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="also write the numbers as JSON here")
     args = ap.parse_args(argv)
 
-    from phonft.evaluate.forces import displaced_forces
+    from phonft.forces import displaced_forces
     from phonft.models import load_model
 
     options = {"elements": ["Si"], "seed": 0} if args.model == "mace-small" else None

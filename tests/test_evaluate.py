@@ -146,7 +146,7 @@ def test_double_well_of_the_harmonic_model_is_the_dft_parabola(references):
 def test_batched_forces_equal_the_ase_loop():
     from ase.build import bulk
 
-    from phonft.evaluate.forces import atom_budget_chunks, displaced_forces
+    from phonft.forces import atom_budget_chunks, displaced_forces
 
     model = small_mace_model(("Si",))
     rng = np.random.default_rng(0)

@@ -119,7 +119,7 @@ class ModelPhonons:
     def compute(cls, model, ref_dir: str | os.PathLike, material: str, protocol: MDRProtocol | None = None
                 ) -> ModelPhonons:
         """Relax, displace, evaluate in batches and build force constants (float64)."""
-        from phonft.evaluate.forces import displaced_forces
+        from phonft.forces import displaced_forces
         from phonft.phonons import produce_force_constants
         from phonft.atoms import to_ase
 

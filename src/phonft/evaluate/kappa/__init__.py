@@ -11,7 +11,7 @@ Model side (:func:`model_kappa`), as Matbench Discovery's ``calc_kappa_for_struc
    (300 steps at most) and compare the spglib space group (symprec 1e-5) before and after;
 2. phono3py with the task's fc3 supercell, fc2 (phonon) supercell and primitive matrix,
    0.03 Å displacements; fc2 forces of every displaced supercell in batches
-   (:func:`phonft.evaluate.forces.displaced_forces`), fc2 built and symmetrized;
+   (:func:`phonft.forces.displaced_forces`), fc2 built and symmetrized;
 3. frequencies on the whole q-mesh (Brillouin-zone grid): imaginary modes flag the
    material (an acoustic mode at Γ below −0.01 THz, or any other negative frequency);
 4. unless flagged (imaginary modes or broken symmetry), the fc3 forces, fc3 built and

@@ -46,7 +46,7 @@ def _cells(supercells: Sequence[Any]) -> tuple[list[Atoms], list[int]]:
 def model_forces(model, supercells: Sequence[Any], n_atoms: int, protocol: KappaProtocol, where: str,
                  batch_atoms: int | None, progress: bool) -> np.ndarray:
     """The model's forces (eV/Å) on displaced supercells; zeros for pairs phono3py skips."""
-    from phonft.evaluate.forces import displaced_forces
+    from phonft.forces import displaced_forces
 
     cells, present = _cells(supercells)
     forces = np.zeros((len(supercells), n_atoms, 3), dtype=np.float64)

@@ -1,10 +1,14 @@
-"""Batched force evaluation on finite-displacement supercells.
+"""Batched force evaluation of a model on finite-displacement supercells (a leaf module).
 
 phonopy and phono3py hand out lists of displaced supercells; instead of one ASE
 calculator call per supercell, the model evaluates them in batches of up to
 ``batch_atoms`` atoms (one graph, block-diagonal), which is what makes fc3 sets of
 hundreds of supercells affordable. ``benchmarks/force_eval.py`` checks the forces against
 the one-call-at-a-time loop and times both.
+
+Both the held-out phonons of a fine-tuning run (:mod:`phonft.finetune.heldout`) and the
+evaluate stage (MDR protocol, kappa) compute model forces here, so it lives outside
+both stages.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from ase import Atoms
 
 from phonft.errors import PhonftError
 from phonft.models.base import Model
+from phonft.phonons import remove_drift as subtract_drift
 
 
 def atom_budget_chunks(sizes: Sequence[int], batch_atoms: int) -> list[slice]:
@@ -74,4 +79,19 @@ def displaced_forces(model: Model, cells: Sequence[Atoms], *, batch_atoms: int |
     if not np.isfinite(forces).all():
         raise PhonftError(f"{where or 'displaced supercells'}: the model {model.spec} returned non-finite forces; "
                           "check the model file and that the structure has no overlapping atoms")
-    return forces - forces.mean(axis=1, keepdims=True) if remove_drift else forces
+    return subtract_drift(forces) if remove_drift else forces
+
+
+def set_model_forces(model: Model, phonon, *, batch_atoms: int | None = None, remove_drift: bool = True,
+                     where: str = "") -> None:
+    """Set ``phonon.forces`` (eV/Å, float64) to ``model``'s forces on its displaced supercells.
+
+    ``phonon`` is a :class:`phonopy.Phonopy` holding displacements; the forces come from
+    :func:`displaced_forces` (batched, drift removed when ``remove_drift``), in the order
+    of ``phonon.supercells_with_displacements``.
+    """
+    from phonft.atoms import to_ase
+
+    cells = [to_ase(c) for c in phonon.supercells_with_displacements]
+    phonon.forces = displaced_forces(model, cells, batch_atoms=batch_atoms, remove_drift=remove_drift,
+                                     where=where)
