@@ -19,6 +19,13 @@ from ase.calculators.calculator import Calculator, all_changes
 from conftest import small_mace_model
 
 
+def reference_phonopy(ref_dir):
+    """The DFT phonopy object the evaluate stage works with: fc2 attached, no NAC."""
+    from phonft.references import ReferenceFolder
+
+    return ReferenceFolder.load(ref_dir).phonopy(with_nac=False)
+
+
 class HarmonicModel:
     """Duck-typed phonft Model whose energy is ½uᵀΦu on the reference supercell (eV, eV/Å);
     the unit cell sits at its equilibrium (zero force and stress)."""
@@ -26,9 +33,7 @@ class HarmonicModel:
     spec = "harmonic-dft"
 
     def __init__(self, ref_dir):
-        from phonft.evaluate.mdr import load_reference_phonopy
-
-        ph = load_reference_phonopy(ref_dir)
+        ph = reference_phonopy(ref_dir)
         self.fc = np.asarray(ph.force_constants)
         self.r0 = np.asarray(ph.supercell.positions)
         self.cell = np.asarray(ph.supercell.cell)
@@ -70,7 +75,7 @@ class HarmonicModel:
 
 
 def test_mdr_pipeline_returns_the_reference_for_the_harmonic_dft_model(references):
-    from phonft.evaluate.mdr import MDRProtocol, ModelPhonons, load_reference_phonopy
+    from phonft.evaluate.mdr import MDRProtocol, ModelPhonons
 
     ref_dir = references("MgO")
     model = HarmonicModel(ref_dir)
@@ -79,7 +84,7 @@ def test_mdr_pipeline_returns_the_reference_for_the_harmonic_dft_model(reference
     ref = json.loads((ref_dir / "thermal.json").read_text())
     assert set(ref) - {"source"} <= set(record)  # the references' keys, plus model extras
     assert record["relaxation"]["converged"] and record["relaxation"]["symmetry_kept"]
-    ref_fc = load_reference_phonopy(ref_dir).force_constants
+    ref_fc = reference_phonopy(ref_dir).force_constants
     np.testing.assert_allclose(result.phonon.force_constants, ref_fc, atol=1e-10)
     assert record["omega_max_K"] == pytest.approx(ref["omega_max_K"], rel=1e-9)
     # Thermal sums keep the three Gamma acoustic modes when their ~1e-7 THz noise is positive and
@@ -94,9 +99,8 @@ def test_bands_follow_phonopy_on_the_seekpath_path(references):
     from phonopy.phonon.band_structure import get_band_qpoints_by_seekpath
 
     from phonft.evaluate.bands import band_frequencies_THz, band_mae_THz, band_record, seekpath_path
-    from phonft.evaluate.mdr import load_reference_phonopy
 
-    ph = load_reference_phonopy(references("MgO"))
+    ph = reference_phonopy(references("MgO"))
     path = seekpath_path(ph, npoints=11)
     qpts, labels, _ = get_band_qpoints_by_seekpath(ph.primitive, 11)
     assert labels == path.labels and len(qpts) == len(path.segments)
@@ -111,9 +115,8 @@ def test_bands_follow_phonopy_on_the_seekpath_path(references):
 
 def test_double_well_pattern_is_the_unstable_eigenmode(references):
     from phonft.evaluate.double_well import displacements_A, harmonic_energy_eV, most_unstable_mode
-    from phonft.evaluate.mdr import load_reference_phonopy
 
-    ph = load_reference_phonopy(references("CaTiO3"))
+    ph = reference_phonopy(references("CaTiO3"))
     mode = most_unstable_mode(ph)
     assert mode.frequency_THz < -5.0 and np.allclose(mode.qpoint, [0.5, 0.5, 0.5])  # R-point tilt
     masses = np.asarray(ph.supercell.masses)
@@ -130,11 +133,11 @@ def test_double_well_pattern_is_the_unstable_eigenmode(references):
 
 def test_double_well_of_the_harmonic_model_is_the_dft_parabola(references):
     from phonft.evaluate.double_well import double_well_record
-    from phonft.evaluate.mdr import MDRProtocol, load_reference_phonopy, relaxed_phonopy
+    from phonft.evaluate.mdr import MDRProtocol, relaxed_phonopy
 
     ref_dir = references("CaTiO3")
     model = HarmonicModel(ref_dir)
-    ref = load_reference_phonopy(ref_dir)
+    ref = reference_phonopy(ref_dir)
     ph_model, _ = relaxed_phonopy(model, ref, "CaTiO3", MDRProtocol())
     rec = double_well_record(model, ref, ph_model, np.linspace(-2, 2, 5))
     np.testing.assert_allclose(rec["energy_model_eV_per_cell"], rec["energy_dft_harmonic_eV_per_cell"],
@@ -267,11 +270,10 @@ def test_figures_from_results(tmp_path):
         _write_case(ev, "refs", m, dft, True)
         _write_case(ev, "base", m, base, m != "B")
         _write_case(ev, "ft", m, ft, True)
-    from phonft.evaluate.mdr import load_reference_phonopy
     from phonft.references import Reference
 
     Reference.read({"format": "force_sets", "path": "data/dft-phonons/MgO"}, base_dir=REPO).write(tmp_path / "MgO", "MgO")
-    ph = load_reference_phonopy(tmp_path / "MgO")
+    ph = reference_phonopy(tmp_path / "MgO")
     for model in ("base", "ft"):
         (ev / model / "A" / "bands.json").write_text(json.dumps({**band_record(ph, ph, npoints=5)}))
         well = {"qpoint": [0.5, 0.5, 0.5], "dft_frequency_THz": -6.0, "amplitudes_amu_half_A": [-1, 0, 1],

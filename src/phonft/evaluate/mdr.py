@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
-
-import numpy as np
 
 from phonft.evaluate.relax import RelaxResult, relax
 from phonft.protocols import THZ_TO_K, Protocol, ReferenceProtocol
+from phonft.references.folder import ReferenceFolder
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +89,6 @@ class MDRProtocol(Protocol):
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
-def load_reference_phonopy(ref_dir: str | os.PathLike, with_fc: bool = True):
-    """The reference's phonopy object (DFT forces; fc2 from ``fc2.hdf5`` when asked)."""
-    import phonopy
-    from phonopy.file_IO import read_force_constants_hdf5
-
-    ref_dir = Path(ref_dir)
-    ph = phonopy.load(ref_dir / "phonopy_params.yaml", produce_fc=False, log_level=0)
-    if with_fc:
-        ph.force_constants = np.asarray(read_force_constants_hdf5(str(ref_dir / "fc2.hdf5")), dtype=np.float64)
-    ph.nac_params = None
-    return ph
-
-
 @dataclass
 class ModelPhonons:
     """A model's phonons on one reference material under the MDR protocol."""
@@ -113,43 +98,34 @@ class ModelPhonons:
     phonon: Any  # phonopy.Phonopy with force constants
     relaxation: RelaxResult
     protocol: MDRProtocol
-    reference: Any  # the reference's phonopy.Phonopy, with its DFT fc2
+    reference: Any  # the reference's phonopy.Phonopy, with its DFT fc2 and no NAC
 
     @classmethod
-    def compute(cls, model, ref_dir: str | os.PathLike, material: str, protocol: MDRProtocol | None = None
-                ) -> ModelPhonons:
+    def compute(cls, model, ref_dir: str | os.PathLike | ReferenceFolder, material: str,
+                protocol: MDRProtocol | None = None) -> ModelPhonons:
         """Relax, displace, evaluate in batches and build force constants (float64)."""
-        from phonft.forces import displaced_forces
+        from phonft.forces import set_model_forces
         from phonft.phonons import produce_force_constants
-        from phonft.atoms import to_ase
 
         protocol = protocol or MDRProtocol()
-        ref = load_reference_phonopy(ref_dir)
-        ph, result = relaxed_phonopy(model, ref, f"{material} ({ref_dir})", protocol)
+        folder = ref_dir if isinstance(ref_dir, ReferenceFolder) else ReferenceFolder.load(ref_dir)
+        ref = folder.phonopy(with_nac=False)
+        ph, result = relaxed_phonopy(model, ref, f"{material} ({folder.path})", protocol)
         ph.generate_displacements(distance=protocol.distance_A)
-        cells = [to_ase(c) for c in ph.supercells_with_displacements]
-        ph.forces = displaced_forces(model, cells, batch_atoms=protocol.batch_atoms,
-                                     remove_drift=protocol.remove_drift, where=material)
+        set_model_forces(model, ph, batch_atoms=protocol.batch_atoms, remove_drift=protocol.remove_drift,
+                         where=material)
         ph.force_constants = produce_force_constants(ph, protocol.phonon_protocol())
         return cls(material=material, model_spec=model.spec, phonon=ph, relaxation=result, protocol=protocol,
                    reference=ref)
 
     def thermal_record(self) -> dict[str, Any]:
         """``thermal.json``: the references' keys, plus the model, relaxation and protocol."""
-        from phonft.phonons import phonon_summary
+        from phonft.phonons import phonon_summary, thermal_json_record
 
         summary = phonon_summary(self.phonon, self.protocol.phonon_protocol())
-        return {
-            "material": self.material,
-            "kind": "model",
-            "synthetic": False,
-            "model": self.model_spec,
-            **summary,
-            "relaxation": self.relaxation.as_dict(),
-            "n_displacements": len(self.phonon.displacements),
-            "has_fc3": False,
-            **self.protocol.record(),
-        }
+        details = {"relaxation": self.relaxation.as_dict(), "n_displacements": len(self.phonon.displacements)}
+        return thermal_json_record(self.material, "model", summary, self.protocol,
+                                   identity={"model": self.model_spec}, details=details)
 
 
 def relaxed_phonopy(model, ref, where: str, protocol: MDRProtocol):

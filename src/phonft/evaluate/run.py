@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from phonft.evaluate.mdr import MDRProtocol, ModelPhonons, load_reference_phonopy
-from phonft.io import atomic_write_json, atomic_write_text, read_json, sha256_file
+from phonft.evaluate.mdr import MDRProtocol, ModelPhonons
+from phonft.io import atomic_write_json, atomic_write_text
+from phonft.references.folder import ReferenceFolder
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,10 @@ def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str
     from phonft.models import load_model
 
     protocol = protocol or MDRProtocol()
-    ref_dir = Path(ref_dir)
+    ref = ReferenceFolder.load(ref_dir)
     model = load_model(model_spec, dtype="float64", device=device, options=options)
-    result = ModelPhonons.compute(model, ref_dir, material, protocol)
-    provenance = _provenance(name or model_spec, ref_dir)
+    result = ModelPhonons.compute(model, ref, material, protocol)
+    provenance = _provenance(name or model_spec, ref)
     thermal = {**result.thermal_record(), **provenance}
     bands = {"material": material, "model": model_spec, **band_record(result.phonon, result.reference, protocol.band_npoints),
              **provenance, **protocol.record()}
@@ -37,7 +38,7 @@ def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str
     atomic_write_json(out_dir / "bands.json", bands)
     atomic_write_json(out_dir / "thermal.json", thermal)
     log.info("%s with %s: omega_max %.1f K (DFT %.1f), band MAE %.3f THz, stable=%s", material, model_spec,
-             thermal["omega_max_K"], _ref_thermal(ref_dir)["omega_max_K"], bands["band_mae_THz"],
+             thermal["omega_max_K"], ref.thermal["omega_max_K"], bands["band_mae_THz"],
              thermal["dynamically_stable"])
     return thermal
 
@@ -53,33 +54,24 @@ def evaluate_double_well(model_spec: str, ref_dir: str | os.PathLike, material: 
     from phonft.models import load_model
 
     protocol = protocol or MDRProtocol()
-    ref_dir = Path(ref_dir)
-    if not ref_is_unstable(ref_dir):
-        raise ConfigError(f"{material}: the reference ({ref_dir / 'thermal.json'}) is dynamically stable, so there "
-                          "is no double well. Fix: list only DFT-unstable materials under evaluate.double_well")
+    folder = ReferenceFolder.load(ref_dir)
+    if folder.dynamically_stable:
+        raise ConfigError(f"{material}: the reference ({folder.path / 'thermal.json'}) is dynamically stable, so "
+                          "there is no double well. Fix: list only DFT-unstable materials under evaluate.double_well")
     model = load_model(model_spec, dtype="float64", device=device, options=options)
-    ref = load_reference_phonopy(ref_dir)
-    ph_model, relaxation = relaxed_phonopy(model, ref, f"{material} ({ref_dir})", protocol)
+    ref = folder.phonopy(with_nac=False)
+    ph_model, relaxation = relaxed_phonopy(model, ref, f"{material} ({folder.path})", protocol)
     well = double_well_record(model, ref, ph_model, DOUBLE_WELL_AMPLITUDES)
     record = {"material": material, "model": model_spec, **well, "relaxation": relaxation.as_dict(),
-              **_provenance(name or model_spec, ref_dir), **protocol.record()}
+              **_provenance(name or model_spec, folder), **protocol.record()}
     atomic_write_json(out, record)
     log.info("%s with %s: mode at q=%s (DFT %.2f THz), model well depth %.2f meV per cell", material, model_spec,
              well["qpoint"], well["dft_frequency_THz"], well["model_well_depth_meV_per_cell"])
     return record
 
 
-def _provenance(name: str, ref_dir: Path) -> dict[str, Any]:
-    return {"model_name": name, "reference": {"thermal.json": sha256_file(ref_dir / "thermal.json"),
-                                              "fc2.hdf5": sha256_file(ref_dir / "fc2.hdf5")}}
-
-
-def _ref_thermal(ref_dir: Path) -> dict[str, Any]:
-    return read_json(Path(ref_dir) / "thermal.json")
-
-
-def ref_is_unstable(ref_dir: str | os.PathLike) -> bool:
-    return not _ref_thermal(Path(ref_dir))["dynamically_stable"]
+def _provenance(name: str, ref: ReferenceFolder) -> dict[str, Any]:
+    return {"model_name": name, "reference": dict(ref.sha256)}
 
 
 def summarize(name: str, model_spec: str, materials: list[str], model_dir: str | os.PathLike,

@@ -60,40 +60,26 @@ class ReplaySample:
 
 
 def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) -> PhononSample:
-    """Read ``phonopy_params.yaml`` and ``fc2.hdf5`` from a references folder."""
-    import phonopy
-    from phonopy.file_IO import read_force_constants_hdf5
+    """The training sample of a references folder (its supercell and ``fc2.hdf5``).
 
-    from phonft.atoms import to_ase
+    Missing or corrupt files raise an :class:`~phonft.errors.InputFileError` naming the
+    file (:meth:`phonft.references.folder.ReferenceFolder.load`).
+    """
+    from phonft.references.folder import ReferenceFolder
 
-    ref_dir = Path(ref_dir)
-    params, fc_file = ref_dir / "phonopy_params.yaml", ref_dir / "fc2.hdf5"
-    for f in (params, fc_file):
-        if not f.is_file():
-            raise InputFileError(f, "is missing from the references folder.",
-                                 "run `snakemake results/references/<material>/thermal.json` first.")
-    ph = phonopy.load(params, produce_fc=False, log_level=0)
-    atoms = to_ase(ph.supercell)
-    fc2 = np.asarray(read_force_constants_hdf5(str(fc_file)), dtype=np.float64)
+    ref = ReferenceFolder.load(ref_dir)
+    atoms = ref.supercell()
     n = len(atoms)
-    if fc2.shape != (n, n, 3, 3):
-        raise InputFileError(fc_file, f"has shape {fc2.shape}, but the supercell has {n} atoms "
-                             "(full force constants of shape (N, N, 3, 3) are needed).",
-                             "regenerate the references with this version of phonft.")
-    indep = np.asarray(ph.symmetry.get_independent_atoms(), dtype=int)
-    return PhononSample(material=material or ref_dir.name, atoms=atoms, fc2_eV_A2=fc2,
-                        distances_A=atoms.get_all_distances(mic=True), independent_atoms=indep,
+    return PhononSample(material=material or ref.material, atoms=atoms, fc2_eV_A2=ref.fc2_eV_A2,
+                        distances_A=atoms.get_all_distances(mic=True), independent_atoms=ref.independent_atoms(),
                         forces_eV_A=np.zeros((n, 3)), stress_eV_A3=np.zeros((3, 3)))
 
 
 def reference_unitcell(ref_dir: str | os.PathLike) -> Atoms:
     """The unit cell of a references folder (from its ``phonopy_params.yaml``)."""
-    import phonopy
+    from phonft.references.folder import ReferenceFolder
 
-    from phonft.atoms import to_ase
-
-    ph = phonopy.load(Path(ref_dir) / "phonopy_params.yaml", produce_fc=False, log_level=0)
-    return to_ase(ph.unitcell)
+    return ReferenceFolder.load(ref_dir).unitcell()
 
 
 def _stress_3x3(value) -> np.ndarray:

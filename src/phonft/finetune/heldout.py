@@ -1,43 +1,40 @@
 """Phonons of a model on a reference material: force constants, thermal.json, Hessian MAE.
 
 The model is evaluated in float64 on the reference's own displaced supercells (same
-supercell, same displacements as the DFT data), with the force drift removed as
+supercell, same displacements as the DFT data) by the evaluate stage's batched force
+evaluation (:func:`phonft.forces.set_model_forces`), with the force drift removed as
 ``phonopy -f`` does; force constants and the summary then follow the references'
-protocol, so the resulting ``thermal.json`` has exactly the references' keys.
+protocol, so the resulting ``thermal.json`` has exactly the references' keys, plus the
+Hessian MAE against the DFT force constants.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from phonft.models.base import Model
 from phonft.protocols import ReferenceProtocol
+from phonft.references.folder import ReferenceFolder
 
 
-def model_phonopy(model: Model, ref_dir: str | os.PathLike, batch_size: int = 4):
-    """The reference's phonopy object with forces from ``model`` (eV/Å, drift removed)."""
-    import phonopy
+def model_phonopy(model: Model, ref: ReferenceFolder):
+    """A copy of the reference's phonopy object with forces from ``model`` (eV/Å, drift removed)."""
+    from phonft.forces import set_model_forces
 
-    from phonft.atoms import to_ase
-
-    ph = phonopy.load(Path(ref_dir) / "phonopy_params.yaml", produce_fc=False, log_level=0)
-    cells = [to_ase(c) for c in ph.supercells_with_displacements]
-    results = model.predict(cells, batch_size=batch_size)
-    forces = np.array([r["forces"] for r in results], dtype=np.float64)
-    forces -= forces.mean(axis=1, keepdims=True)
-    ph.forces = forces
+    ph = ref.phonopy(with_fc=False)
+    set_model_forces(model, ph, remove_drift=True, where=ref.material)
     return ph
 
 
-def model_force_constants(model: Model, ref_dir: str | os.PathLike, protocol: ReferenceProtocol):
+def model_force_constants(model: Model, ref_dir: str | os.PathLike | ReferenceFolder, protocol: ReferenceProtocol):
     """Full force constants (N, N, 3, 3) eV/Å² of ``model``, and its phonopy object."""
     from phonft.phonons import produce_force_constants
 
-    ph = model_phonopy(model, ref_dir)
+    ref = ref_dir if isinstance(ref_dir, ReferenceFolder) else ReferenceFolder.load(ref_dir)
+    ph = model_phonopy(model, ref)
     return produce_force_constants(ph, protocol), ph
 
 
@@ -50,29 +47,16 @@ def hessian_mae(fc_model: np.ndarray, fc_ref: np.ndarray, atoms: np.ndarray | No
 def thermal_record(model: Model, ref_dir: str | os.PathLike, material: str, protocol: ReferenceProtocol
                    ) -> dict[str, Any]:
     """``thermal.json`` content for ``model`` on the reference material in ``ref_dir``."""
-    from phonopy.file_IO import read_force_constants_hdf5
+    from phonft.phonons import phonon_summary, thermal_json_record
 
-    from phonft.io import read_json, sha256_file
-    from phonft.phonons import phonon_summary
-
+    ref = ReferenceFolder.load(ref_dir)
     model.set_dtype("float64")
-    fc, ph = model_force_constants(model, ref_dir, protocol)
+    fc, ph = model_force_constants(model, ref, protocol)
     ph.force_constants = fc
     summary = phonon_summary(ph, protocol)
-    ref_dir = Path(ref_dir)
-    fc_ref = np.asarray(read_force_constants_hdf5(str(ref_dir / "fc2.hdf5")), dtype=np.float64)
-    indep = np.asarray(ph.symmetry.get_independent_atoms(), dtype=int)
-    ref_summary = read_json(ref_dir / "thermal.json")
-    return {
-        "material": material,
-        "kind": "model",
-        "synthetic": False,
-        "model": model.spec,
-        **summary,
-        "hessian_mae_eV_A2": hessian_mae(fc, fc_ref, indep),
-        "reference": {"thermal.json": sha256_file(ref_dir / "thermal.json"),
-                      "fc2.hdf5": sha256_file(ref_dir / "fc2.hdf5"),
-                      "protocol_digest": ref_summary.get("protocol_digest")},
-        "has_fc3": False,
-        **protocol.record(),
+    details = {
+        "hessian_mae_eV_A2": hessian_mae(fc, ref.fc2_eV_A2, ref.independent_atoms()),
+        "reference": {**ref.sha256, "protocol_digest": ref.protocol_digest},
     }
+    return thermal_json_record(material, "model", summary, protocol, identity={"model": model.spec},
+                               details=details)

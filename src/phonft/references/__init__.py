@@ -11,11 +11,16 @@
 - ``fc3.hdf5`` and ``phono3py_params.yaml`` where third-order data exist (compact fc3,
   eV/Å³).
 
+Later stages read a written folder back with :class:`ReferenceFolder` (phonopy object,
+DFT forces, fc2 in eV/Å², the ``thermal.json`` record and file digests).
+
 Example
 -------
->>> from phonft.references import Reference
+>>> from phonft.references import Reference, ReferenceFolder
 >>> ref = Reference.read({"format": "mdr", "path": "data/mdr/mp-149.yaml.bz2"})  # doctest: +SKIP
 >>> ref.write("results/references/mp-149", material="mp-149")                   # doctest: +SKIP
+>>> ReferenceFolder.load("results/references/mp-149").fc2_eV_A2.shape            # doctest: +SKIP
+(64, 64, 3, 3)
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from typing import Any
 
 from phonft.specs import FORMATS, ReferenceSpec, SpecError, material_reference, resolve
 
-__all__ = ["FORMATS", "Reference", "RawReference", "ReferenceSpec", "SpecError", "material_reference",
-           "read_reference", "resolve"]
+__all__ = ["FORMATS", "Reference", "ReferenceFolder", "RawReference", "ReferenceSpec", "SpecError",
+           "material_reference", "read_reference", "resolve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from phonft.references import reference
 
         return getattr(reference, name)
+    if name == "ReferenceFolder":
+        from phonft.references.folder import ReferenceFolder
+
+        return ReferenceFolder
     if name == "RawReference":
         from phonft.references.readers import RawReference
 

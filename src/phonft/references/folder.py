@@ -1,0 +1,149 @@
+"""Load a written ``results/references/<material>/`` folder back: :class:`ReferenceFolder`.
+
+:meth:`Reference.write <phonft.references.reference.Reference.write>` writes the folder;
+every later stage (fine-tuning data, held-out phonons, model evaluation) reads it back
+here. A missing, truncated or corrupt file is raised as an
+:class:`~phonft.errors.InputFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from phonopy import Phonopy
+
+from phonft.errors import InputFileError
+from phonft.io import read_json, sha256_file
+from phonft.phonopy_files import load_phonopy_yaml, reading
+
+PARAMS, FC2, THERMAL = "phonopy_params.yaml", "fc2.hdf5", "thermal.json"
+"""The files of a references folder that :meth:`ReferenceFolder.load` reads."""
+
+_FIX_MISSING = "run `snakemake results/references/<material>/thermal.json` first."
+_FIX_CORRUPT = "delete the references folder and run `snakemake results/references/<material>/thermal.json` again."
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise InputFileError(path, "is missing from the references folder.", _FIX_MISSING)
+    return path
+
+
+def read_fc2(path: Path, n_atoms: int) -> np.ndarray:
+    """Full force constants (N, N, 3, 3) in eV/Å² (float64) from ``fc2.hdf5``."""
+    from phonopy.file_IO import read_force_constants_hdf5
+
+    with reading(_require(path), "phonopy force constants (hdf5)", _FIX_CORRUPT):
+        fc2 = np.asarray(read_force_constants_hdf5(str(path)), dtype=np.float64)
+    if fc2.shape != (n_atoms, n_atoms, 3, 3):
+        raise InputFileError(path, f"has shape {fc2.shape}, but the supercell has {n_atoms} atoms "
+                             "(full force constants of shape (N, N, 3, 3) are needed).",
+                             "regenerate the references with this version of phonft.")
+    if not np.all(np.isfinite(fc2)):
+        raise InputFileError(path, "contains NaN or infinite force constants.", _FIX_CORRUPT)
+    return fc2
+
+
+def read_thermal(path: Path) -> dict[str, Any]:
+    """The ``thermal.json`` record of a references folder."""
+    with reading(_require(path), "a thermal.json record", _FIX_CORRUPT):
+        record = read_json(path)
+    if not isinstance(record, dict) or "omega_max_K" not in record:
+        raise InputFileError(path, "is not a references thermal.json (no omega_max_K).", _FIX_CORRUPT)
+    return record
+
+
+@dataclass(frozen=True)
+class ReferenceFolder:
+    """A material's written references folder, loaded.
+
+    Attributes
+    ----------
+    path
+        The folder, ``results/references/<material>/``.
+    phonon
+        :class:`phonopy.Phonopy` from ``phonopy_params.yaml`` (Å, eV/Å): unit cell,
+        supercell and primitive matrices, the DFT displacements and drift-free forces, and
+        the Born charges when known. No force constants are attached; use
+        :meth:`phonopy` for a private copy to modify.
+    fc2_eV_A2
+        Full supercell force constants from ``fc2.hdf5``, shape (N, N, 3, 3), eV/Å².
+    thermal
+        The ``thermal.json`` record (summary, provenance, ``protocol_digest``).
+    sha256
+        SHA-256 of ``thermal.json`` and ``fc2.hdf5``, by file name.
+    """
+
+    path: Path
+    phonon: Phonopy = field(repr=False)
+    fc2_eV_A2: np.ndarray = field(repr=False)
+    thermal: dict[str, Any] = field(repr=False)
+    sha256: dict[str, str]
+
+    @classmethod
+    def load(cls, ref_dir: str | os.PathLike) -> ReferenceFolder:
+        """Read ``phonopy_params.yaml``, ``fc2.hdf5`` and ``thermal.json`` from ``ref_dir``."""
+        path = Path(ref_dir)
+        phonon = load_phonopy_yaml(_require(path / PARAMS))
+        fc2 = read_fc2(path / FC2, len(phonon.supercell))
+        thermal = read_thermal(path / THERMAL)
+        return cls(path=path, phonon=phonon, fc2_eV_A2=fc2, thermal=thermal,
+                   sha256={name: sha256_file(path / name) for name in (THERMAL, FC2)})
+
+    @property
+    def material(self) -> str:
+        """The material id: the folder's name."""
+        return self.path.name
+
+    @property
+    def protocol_digest(self) -> str | None:
+        """Digest of the :class:`~phonft.protocols.ReferenceProtocol` that made the folder."""
+        return self.thermal.get("protocol_digest")
+
+    @property
+    def dynamically_stable(self) -> bool:
+        """The DFT phonons' stability by the MDR rule (from ``thermal.json``)."""
+        return bool(self.thermal["dynamically_stable"])
+
+    def phonopy(self, *, with_fc: bool = True, with_nac: bool = True) -> Phonopy:
+        """A private copy of :attr:`phonon`, with the DFT fc2 attached when ``with_fc`` and
+        without the Born charges unless ``with_nac``."""
+        ph = copy.deepcopy(self.phonon)
+        if with_fc:
+            ph.force_constants = self.fc2_eV_A2.copy()
+        if not with_nac:
+            ph.nac_params = None
+        return ph
+
+    def supercell(self) -> Atoms:
+        """The undisplaced DFT supercell (the equilibrium geometry) as ``ase.Atoms``."""
+        from phonft.atoms import to_ase
+
+        return to_ase(self.phonon.supercell)
+
+    def unitcell(self) -> Atoms:
+        """The unit cell as ``ase.Atoms``."""
+        from phonft.atoms import to_ase
+
+        return to_ase(self.phonon.unitcell)
+
+    def displaced_supercells(self) -> list[Atoms]:
+        """The DFT displaced supercells as ``ase.Atoms``, in the dataset's order."""
+        from phonft.atoms import to_ase
+
+        return [to_ase(c) for c in self.phonon.supercells_with_displacements]
+
+    @property
+    def forces_eV_A(self) -> np.ndarray:
+        """DFT forces (eV/Å, drift removed) on :meth:`displaced_supercells`, shape (n_disp, N, 3)."""
+        return np.asarray(self.phonon.forces, dtype=np.float64)
+
+    def independent_atoms(self) -> np.ndarray:
+        """Indices of the symmetry-independent supercell atoms (phonopy's symmetry)."""
+        return np.asarray(self.phonon.symmetry.get_independent_atoms(), dtype=int)
