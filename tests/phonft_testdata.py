@@ -1,6 +1,8 @@
-"""Paths to the vendored test data (and the optional GPL-3 shared data)."""
+"""Paths to the vendored test data (and the optional GPL-3 shared data), and toy models."""
 
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -63,3 +65,60 @@ def pair_springs(stiffness_eV_A2: dict, r0_A: dict, cutoff_A: float = 2.6):
             torch.save(self.module.state_dict(), path)
 
     return PairSprings()
+
+
+def reference_phonopy(ref_dir):
+    """The DFT phonopy object the evaluate stage works with: fc2 attached, no NAC."""
+    from phonft.references.folder import ReferenceFolder
+
+    return ReferenceFolder.load(ref_dir).phonopy(with_nac=False)
+
+
+class HarmonicModel:
+    """Duck-typed phonft Model whose energy is ½uᵀΦu on the reference supercell (eV, eV/Å);
+    the unit cell sits at its equilibrium (zero force and stress)."""
+
+    spec = "harmonic-dft"
+
+    def __init__(self, ref_dir):
+        ph = reference_phonopy(ref_dir)
+        self.fc = np.asarray(ph.force_constants)
+        self.r0 = np.asarray(ph.supercell.positions)
+        self.cell = np.asarray(ph.supercell.cell)
+        self.n_unit = len(ph.unitcell)
+        self.calls = 0
+
+    def set_dtype(self, dtype):
+        return self
+
+    def check_elements(self, atoms, where):
+        pass
+
+    def _one(self, atoms):
+        if len(atoms) == self.n_unit:
+            return {"energy": np.float64(0.0), "forces": np.zeros((len(atoms), 3)), "stress": np.zeros((3, 3))}
+        d = atoms.positions - self.r0
+        frac = d @ np.linalg.inv(self.cell)
+        u = (frac - np.rint(frac)) @ self.cell
+        f = -np.einsum("ijab,jb->ia", self.fc, u)
+        return {"energy": np.float64(-0.5 * np.sum(f * u)), "forces": f, "stress": np.zeros((3, 3))}
+
+    def predict(self, structures, batch_size=8, stress=False):
+        self.calls += 1
+        return [self._one(a) for a in structures]
+
+    def as_ase_calculator(self):
+        from ase.calculators.calculator import Calculator, all_changes
+
+        model = self
+
+        class _Calc(Calculator):
+            implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                r = model._one(self.atoms)
+                self.results = {"energy": float(r["energy"]), "free_energy": float(r["energy"]),
+                                "forces": r["forces"], "stress": np.zeros(6)}
+
+        return _Calc()

@@ -35,6 +35,14 @@ def _require(path: Path) -> Path:
     return path
 
 
+def _has_forces(phonon: Phonopy) -> bool:
+    """Whether every displacement of ``phonon``'s dataset has its forces."""
+    ds = phonon.dataset or {}
+    if "first_atoms" in ds:
+        return bool(ds["first_atoms"]) and all("forces" in d for d in ds["first_atoms"])
+    return ds.get("forces") is not None
+
+
 def read_fc2(path: Path, n_atoms: int) -> np.ndarray:
     """Full force constants (N, N, 3, 3) in eV/Å² (float64) from ``fc2.hdf5``."""
     from phonopy.file_IO import read_force_constants_hdf5
@@ -91,6 +99,8 @@ class ReferenceFolder:
         """Read ``phonopy_params.yaml``, ``fc2.hdf5`` and ``thermal.json`` from ``ref_dir``."""
         path = Path(ref_dir)
         phonon = load_phonopy_yaml(_require(path / PARAMS))
+        if not _has_forces(phonon):
+            raise InputFileError(path / PARAMS, "holds no DFT forces.", _FIX_CORRUPT)
         fc2 = read_fc2(path / FC2, len(phonon.supercell))
         thermal = read_thermal(path / THERMAL)
         return cls(path=path, phonon=phonon, fc2_eV_A2=fc2, thermal=thermal,
