@@ -77,9 +77,9 @@ class ReferenceFolder:
         The folder, ``results/references/<material>/``.
     phonon
         :class:`phonopy.Phonopy` from ``phonopy_params.yaml`` (Å, eV/Å): unit cell,
-        supercell and primitive matrices, the DFT displacements and drift-free forces, and
-        the Born charges when known. No force constants are attached; use
-        :meth:`phonopy` for a private copy to modify.
+        supercell and primitive matrices, the DFT displacements and forces as the
+        references stage stored them, and the Born charges when known. No force
+        constants are attached; use :meth:`phonopy` for a private copy to modify.
     fc2_eV_A2
         Full supercell force constants from ``fc2.hdf5``, shape (N, N, 3, 3), eV/Å².
     thermal
@@ -151,7 +151,7 @@ class ReferenceFolder:
 
     @property
     def forces_eV_A(self) -> np.ndarray:
-        """DFT forces (eV/Å, drift removed) on :meth:`displaced_supercells`, shape (n_disp, N, 3)."""
+        """DFT forces (eV/Å) on :meth:`displaced_supercells`, shape (n_disp, N, 3)."""
         return np.asarray(self.phonon.forces, dtype=np.float64)
 
     def independent_atoms(self) -> np.ndarray:
