@@ -70,6 +70,16 @@ def test_train_settings_digest_and_defaults():
         TrainSettings(column="exact")
 
 
+def test_phonon_energy_weight_that_cannot_act_is_an_error():
+    """Phonon samples never carry an energy, so a positive phonon energy weight is refused."""
+    with pytest.raises(ConfigError, match=r"finetune\.runs\.<run>\.phonon_weights\.energy is 1, .*Fix: set it to 0"):
+        TrainSettings(phonon_weights=LossWeights(energy=1.0))
+    with pytest.raises(ConfigError, match=r"phonon_weights\.energy is 0\.5"):
+        TrainSettings.from_config({"materials": ["x"], "phonon_weights": {"energy": 0.5}})
+    assert TrainSettings.from_config({"materials": ["x"], "phonon_weights": {"energy": 0}}).phonon_weights.energy == 0
+    assert TrainSettings(replay_weights=LossWeights(energy=1.0)).replay_weights.energy == 1.0
+
+
 def test_split_is_seeded_and_holds_out():
     pool = ["a", "b", "c", "d", "e", "f", "g"]
     s1, s2 = make_split(pool, seed=0), make_split(pool, seed=0)

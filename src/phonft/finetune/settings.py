@@ -69,9 +69,11 @@ class TrainSettings(Protocol):
     hessian_norm, near_field_radius_A
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
-        by ``exp(-d / near_field_radius_A)``.
+        by ``exp(-d / near_field_radius_A)``. The logged Hessian MAE uses the same weights.
     phonon_weights, replay_weights
-        Loss weights of the phonon step and of the replay steps.
+        Loss weights of the phonon step and of the replay steps. The phonon step has no
+        energy term (the references carry no total energy): ``phonon_weights.energy``
+        must be 0.
     replay_steps
         Replay steps taken after every phonon step (0 disables co-training).
     lr, weight_decay, grad_clip, ema_decay
@@ -119,6 +121,11 @@ class TrainSettings(Protocol):
             raise ConfigError(f"dtype must be float32 or float64, not {self.dtype!r}")
         if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1:
             raise ConfigError("columns_per_structure, epochs and batch_atoms must be positive")
+        if self.phonon_weights.energy > 0:
+            # load_phonon_sample never fills PhononSample.energy_eV: the term could not act.
+            raise ConfigError(f"finetune.runs.<run>.phonon_weights.energy is {self.phonon_weights.energy:g}, but "
+                              "phonon samples carry no energy label (the references hold force constants, not "
+                              "total energies). Fix: set it to 0; energies are fitted through replay_weights.energy.")
 
     @property
     def options(self) -> dict[str, Any]:
