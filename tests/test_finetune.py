@@ -11,13 +11,13 @@ from conftest import small_mace_model
 
 from phonft.errors import ConfigError, InputFileError
 from phonft.finetune import losses
-from phonft.finetune.columns import atom_weights
 from phonft.finetune.data import load_phonon_sample, read_replay
 from phonft.finetune.heldout import hessian_mae, model_force_constants
+from phonft.finetune.objective import (atom_weights, column_weights, phonon_objective, predicted_columns,
+                                       reference_columns)
 from phonft.finetune.replay import load_replay_split, pseudo_label_set, write_replay
-from phonft.finetune.settings import ReplaySettings, TrainSettings
+from phonft.finetune.settings import LossWeights, ReplaySettings, TrainSettings
 from phonft.finetune.split import SplitError, make_split
-from phonft.finetune.steps import phonon_step
 from phonft.finetune.trainer import Trainer
 from phonft.protocols import ReferenceProtocol
 
@@ -70,6 +70,16 @@ def test_train_settings_digest_and_defaults():
         TrainSettings(column="exact")
 
 
+def test_phonon_energy_weight_that_cannot_act_is_an_error():
+    """Phonon samples never carry an energy, so a positive phonon energy weight is refused."""
+    with pytest.raises(ConfigError, match=r"finetune\.runs\.<run>\.phonon_weights\.energy is 1, .*Fix: set it to 0"):
+        TrainSettings(phonon_weights=LossWeights(energy=1.0))
+    with pytest.raises(ConfigError, match=r"phonon_weights\.energy is 0\.5"):
+        TrainSettings.from_config({"materials": ["x"], "phonon_weights": {"energy": 0.5}})
+    assert TrainSettings.from_config({"materials": ["x"], "phonon_weights": {"energy": 0}}).phonon_weights.energy == 0
+    assert TrainSettings(replay_weights=LossWeights(energy=1.0)).replay_weights.energy == 1.0
+
+
 def test_split_is_seeded_and_holds_out():
     pool = ["a", "b", "c", "d", "e", "f", "g"]
     s1, s2 = make_split(pool, seed=0), make_split(pool, seed=0)
@@ -92,7 +102,7 @@ def test_phonon_loss_gradient_reaches_parameters(backend, column, references):
     model = load_model("chgnet", device="cpu") if backend == "chgnet" else small_mace_model(["Si"], "float32")
     settings = TrainSettings(base_model=backend, column=column)
     model.module.zero_grad()
-    res = phonon_step(model, [sample], np.array([[7]]), settings)
+    res = phonon_objective(model, [sample], np.array([[7]]), settings)
     res.loss.backward()
     grads = [p.grad for p in model.trainable_parameters()]
     assert torch.isfinite(res.loss) and res.parts["hessian_mae"] > 0
@@ -102,8 +112,33 @@ def test_phonon_loss_gradient_reaches_parameters(backend, column, references):
     model.module.zero_grad()
     only_h = TrainSettings.from_config({"base_model": backend, "column": column, "phonon_weights": {
         "energy": 0, "forces": 0, "stress": 0, "hessian": 1}})
-    phonon_step(model, [sample], np.array([[7]]), only_h).loss.backward()
+    phonon_objective(model, [sample], np.array([[7]]), only_h).loss.backward()
     assert sum(float(p.grad.abs().sum()) for p in model.trainable_parameters() if p.grad is not None) > 0
+
+
+def test_logged_hessian_mae_is_the_weighted_mae_the_loss_uses(references):
+    """The logged ``hessian_mae`` is the column MAE under ``hessian_norm``'s atom weights:
+    the plain MAE for ``plain``, the weighted one for ``near_field`` and ``distance``, and
+    the MAE (not the Huber value) when the loss is Huber."""
+    sample = load_phonon_sample(references("Si"), "Si")
+    model = small_mace_model(["Si"])
+    cols = np.array([[7, 20]])
+
+    def parts(**kw) -> dict[str, float]:
+        settings = TrainSettings(base_model="mace-small", columns_per_structure=2, **kw)
+        return phonon_objective(model, [sample], cols, settings, create_graph=False).parts
+
+    settings = TrainSettings(base_model="mace-small", columns_per_structure=2)
+    pred, _, _ = predicted_columns(model, [sample], cols, settings, stress=False, create_graph=False)
+    err = np.abs(pred.detach().numpy() - reference_columns([sample], cols))
+    assert parts()["hessian_mae"] == pytest.approx(err.mean(), rel=1e-12)
+    for norm in ("near_field", "distance"):
+        w = np.broadcast_to(column_weights([sample], cols, TrainSettings(hessian_norm=norm)), err.shape)
+        weighted = (err * w).sum() / w.sum()
+        assert abs(weighted - err.mean()) > 1e-3 * err.mean()  # the weights matter here
+        mae, huber = parts(hessian_norm=norm), parts(hessian_norm=norm, phonon_weights=LossWeights(huber_delta=0.1))
+        assert mae["hessian_mae"] == pytest.approx(weighted, rel=1e-12) == mae["hessian_loss"]
+        assert huber["hessian_mae"] == pytest.approx(weighted, rel=1e-12) != huber["hessian_loss"]
 
 
 def test_short_pft_run_lowers_hessian_mae(references):

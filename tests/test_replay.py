@@ -18,7 +18,7 @@ from phonft_testdata import pair_springs
 from phonft.finetune.data import PhononSample, ReplaySample
 from phonft.finetune.replay import label, perturbed_copies
 from phonft.finetune.settings import REPLAY_WEIGHTS, LossWeights, ReplaySettings, TrainSettings
-from phonft.finetune.steps import phonon_step, replay_step
+from phonft.finetune.objective import phonon_objective, replay_objective
 
 R0 = {"Si-Si": 5.43 * 3**0.5 / 4, "Ge-Ge": 5.66 * 3**0.5 / 4, "C-Si": 4.36 * 3**0.5 / 4}
 BASE = {"Si-Si": 10.0, "Ge-Ge": 8.0, "C-Si": 20.0}
@@ -73,10 +73,10 @@ def _d_dk(k_si: float, sample, replay, replay_steps: int) -> tuple[float, float]
     settings = TrainSettings(column="hvp", columns_per_structure=3, phonon_weights=LossWeights(stress=0.0))
     cols = np.array([[0, 1, 2]])  # the three columns of atom 0 (every atom is equivalent)
     k = model.module.k["Si-Si"]
-    (g_p,) = torch.autograd.grad(phonon_step(model, [sample], cols, settings).loss, k)
+    (g_p,) = torch.autograd.grad(phonon_objective(model, [sample], cols, settings).loss, k)
     if not replay_steps:
         return float(g_p), 0.0
-    loss = replay_step(model, replay, REPLAY_WEIGHTS).loss
+    loss = replay_objective(model, replay, REPLAY_WEIGHTS).loss
     (g_r,) = torch.autograd.grad(loss, k, allow_unused=True)
     return float(g_p), replay_steps * (0.0 if g_r is None else float(g_r))
 

@@ -2,8 +2,9 @@
 
 Modules: :mod:`settings` (TrainSettings, ReplaySettings), :mod:`split` (seeded split,
 stdlib only), :mod:`data` (phonon and replay samples), :mod:`losses` (pure loss terms),
-:mod:`columns` (column sampling, HVP and finite-difference columns), :mod:`steps`
-(phonon and replay objectives), :mod:`strategies` (which parameters train),
-:mod:`trainer` (loop, EMA, checkpoints), :mod:`replay` (replay sets), :mod:`heldout`
-(model phonons on reference materials) and :mod:`run` (what ``phonft finetune`` does).
+:mod:`columns` (column sampling, HVP and finite-difference columns), :mod:`objective`
+(the phonon and replay objectives, on one screen), :mod:`strategies` (which parameters
+train), :mod:`trainer` (loop, EMA, checkpoints), :mod:`replay` (replay sets),
+:mod:`heldout` (model phonons on reference materials) and :mod:`run` (what ``phonft
+finetune`` does).
 """

@@ -1,4 +1,4 @@
-"""Hessian columns: sampling, exact (HVP) and finite-difference evaluation, atom weights.
+"""Hessian columns: sampling, and exact (HVP) and finite-difference evaluation.
 
 Column ``c = 3 j + b`` of a supercell Hessian is the response of every atom's force to a
 displacement of atom ``j`` along Cartesian ``b``. The trainer draws columns uniformly over
@@ -9,6 +9,8 @@ a batch's columns at once, because the batched graph is block-diagonal:
 * :func:`fd_columns`: central differences of forces at ±h (one batched forward pass
   holding the undisplaced and all displaced structures), differentiable in the model's
   parameters. This is what phonopy evaluates.
+
+:mod:`phonft.finetune.objective` chooses between the two and weights the columns' entries.
 """
 
 from __future__ import annotations
@@ -85,20 +87,3 @@ def fd_columns(model: Model, structures: Sequence[Atoms], cols: np.ndarray, h: f
                        stress=None if out.stress is None else out.stress[:n_struct], positions=[])
     return torch.stack(cols_out), base, base_out
 
-
-def atom_weights(distances_A: np.ndarray, j: int, mode: str, radius_A: float) -> np.ndarray:
-    """Weight of each atom's entries in column of displaced atom ``j``, shape (N, 1).
-
-    ``plain``: all ones. ``near_field``: 1 within ``radius_A`` of atom ``j`` (minimum
-    image), else 0. ``distance``: ``exp(-d / radius_A)``.
-    """
-    d = distances_A[j]
-    if mode == "plain":
-        w = np.ones_like(d)
-    elif mode == "near_field":
-        w = (d <= radius_A).astype(float)
-    elif mode == "distance":
-        w = np.exp(-d / radius_A)
-    else:
-        raise ValueError(f"unknown hessian_norm {mode!r}")
-    return w[:, None]

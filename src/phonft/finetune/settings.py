@@ -35,18 +35,16 @@ class LossWeights(Protocol):
 REPLAY_WEIGHTS = LossWeights(energy=500.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
 
 
-def default_column(base_model: str) -> str:
-    """Each backend's default column mode, chosen from held-out measurements.
+DEFAULT_COLUMN = "hvp"
+"""The column mode of ``column: auto``, the same for every backend measured.
 
-    Smooth models (MACE, NEP): the exact ``hvp`` column equals the finite difference, and
-    is the paper's choice. CHGNet: its exact Hessian differs from phonopy's 0.01 Å finite
-    differences (3 Å three-body cutoff, stiff higher derivatives), so both modes were
-    trained on the default split and scored on the held-out materials with phonopy's own
-    force constants (``scripts/pft_ablation.py``): ``hvp`` gave the lower Hessian MAE and
-    omega_max error (see the README), at the same step cost, so it is the default too.
-    A backend whose measurement favours ``fd`` returns it here, keyed on ``base_model``.
-    """
-    return "hvp"
+Smooth models (MACE): the exact ``hvp`` column equals the finite difference, and is the
+paper's choice. CHGNet: its exact Hessian differs from phonopy's 0.01 Å finite
+differences (3 Å three-body cutoff, stiff higher derivatives), so both modes were trained
+on the default split and scored on the held-out materials with phonopy's own force
+constants (``scripts/pft_ablation.py``): ``hvp`` gave the lower Hessian MAE and omega_max
+error (see the README), at the same step cost, so it is the default too.
+"""
 
 
 @dataclass(frozen=True)
@@ -62,16 +60,19 @@ class TrainSettings(Protocol):
     frozen
         Parameter-name prefixes kept fixed by the ``freeze`` strategy.
     column
-        ``auto`` (the backend's default, :func:`default_column`), ``hvp``: exact Hessian column by one Hessian-vector product. ``fd``: central
+        ``hvp``: exact Hessian column by one Hessian-vector product. ``fd``: central
         difference of forces at ``fd_distance_A``, differentiable in the parameters.
+        ``auto``: the measured default, :data:`DEFAULT_COLUMN` (``hvp``).
     columns_per_structure
         Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs.
     hessian_norm, near_field_radius_A
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
-        by ``exp(-d / near_field_radius_A)``.
+        by ``exp(-d / near_field_radius_A)``. The logged Hessian MAE uses the same weights.
     phonon_weights, replay_weights
-        Loss weights of the phonon step and of the replay steps.
+        Loss weights of the phonon step and of the replay steps. The phonon step has no
+        energy term (the references carry no total energy): ``phonon_weights.energy``
+        must be 0.
     replay_steps
         Replay steps taken after every phonon step (0 disables co-training).
     lr, weight_decay, grad_clip, ema_decay
@@ -87,7 +88,6 @@ class TrainSettings(Protocol):
     name: ClassVar[str] = "train"
     base_model: str = "chgnet"
     model_options: tuple[tuple[str, Any], ...] = ()
-    method: str = "pft"
     strategy: str = "full"
     frozen: tuple[str, ...] = ()
     column: str = "auto"
@@ -110,7 +110,7 @@ class TrainSettings(Protocol):
 
     def __post_init__(self) -> None:
         if self.column == "auto":
-            object.__setattr__(self, "column", default_column(self.base_model))
+            object.__setattr__(self, "column", DEFAULT_COLUMN)
         if self.column not in COLUMN_MODES:
             raise ConfigError(f"column must be one of {COLUMN_MODES}, not {self.column!r}")
         if self.hessian_norm not in HESSIAN_NORMS:
@@ -119,6 +119,11 @@ class TrainSettings(Protocol):
             raise ConfigError(f"dtype must be float32 or float64, not {self.dtype!r}")
         if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1:
             raise ConfigError("columns_per_structure, epochs and batch_atoms must be positive")
+        if self.phonon_weights.energy > 0:
+            # load_phonon_sample never fills PhononSample.energy_eV: the term could not act.
+            raise ConfigError(f"finetune.runs.<run>.phonon_weights.energy is {self.phonon_weights.energy:g}, but "
+                              "phonon samples carry no energy label (the references hold force constants, not "
+                              "total energies). Fix: set it to 0; energies are fitted through replay_weights.energy.")
 
     @property
     def options(self) -> dict[str, Any]:

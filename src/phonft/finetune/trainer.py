@@ -1,10 +1,11 @@
 """The PFT training loop: phonon steps, replay co-training, EMA, model selection, resume.
 
 Per epoch, the phonon training set is shuffled and packed into node-budget batches; for
-each batch the trainer takes one phonon step (sampled Hessian columns plus energy, force
-and stress terms), then ``replay_steps`` replay steps. Every random choice of an epoch is
-drawn from ``numpy.random.default_rng([seed, epoch])``, so a run resumed from an epoch
-checkpoint takes exactly the steps an uninterrupted one would.
+each batch the trainer takes one phonon step (sampled Hessian columns plus force and
+stress terms, :func:`~phonft.finetune.objective.phonon_objective`), then ``replay_steps``
+replay steps (:func:`~phonft.finetune.objective.replay_objective`). Every random choice
+of an epoch is drawn from ``numpy.random.default_rng([seed, epoch])``, so a run resumed
+from an epoch checkpoint takes exactly the steps an uninterrupted one would.
 
 After every epoch the EMA weights are scored on the validation structures (one fixed
 column each) and on the held-back replay frames; the best EMA weights by phonon
@@ -29,14 +30,17 @@ from tqdm.auto import tqdm
 from phonft.errors import ConfigError
 from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
+from phonft.finetune.objective import ObjectiveValue, phonon_objective, replay_objective
 from phonft.finetune.settings import TrainSettings
-from phonft.finetune.steps import StepResult, phonon_step, replay_step
 from phonft.finetune.strategies import apply_strategy
 from phonft.io import atomic_torch_save, atomic_write_text
 from phonft.models.base import Model
 
 log = logging.getLogger(__name__)
 
+#: Columns of metrics.csv. ``train_hessian_mae`` and ``val_hessian_mae`` are the sampled
+#: columns' MAE (eV/Å²) under ``hessian_norm``'s atom weights: the quantity the phonon loss
+#: optimises (:mod:`phonft.finetune.objective`); for ``plain``, the plain MAE.
 METRIC_COLUMNS = ("epoch", "steps", "train_loss", "train_hessian_mae", "train_force_mae",
                   "val_loss", "val_hessian_mae", "replay_energy_mae", "replay_force_mae",
                   "replay_stress_mae", "drift_energy_mae", "drift_force_mae", "drift_stress_mae", "lr", "seconds")
@@ -120,7 +124,7 @@ class Trainer:
         self.val_cols = sample_columns([s.n_atoms for s in self.val_set], 1, vrng) if self.val_set else None
 
     # ------------------------------------------------------------------ steps
-    def _optimise(self, result: StepResult) -> None:
+    def _optimise(self, result: ObjectiveValue) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         if not torch.isfinite(result.loss):
@@ -148,11 +152,11 @@ class Trainer:
         for idx in batches:
             samples = [self.train_set[i] for i in idx]
             cols = sample_columns([s.n_atoms for s in samples], self.settings.columns_per_structure, rng)
-            res = phonon_step(self.model, samples, cols, self.settings)
+            res = phonon_objective(self.model, samples, cols, self.settings)
             self._optimise(res)
             row = dict(res.parts)
             for _ in range(self.settings.replay_steps):
-                r = replay_step(self.model, next(replay), self.settings.replay_weights)
+                r = replay_objective(self.model, next(replay), self.settings.replay_weights)
                 self._optimise(r)
             rows.append(row)
             if bar is not None:
@@ -168,8 +172,8 @@ class Trainer:
             rows = []
             sizes = [s.n_atoms for s in self.val_set]
             for idx in pack_batches(sizes, self.settings.batch_atoms, range(len(sizes))):
-                res = phonon_step(self.model, [self.val_set[i] for i in idx], self.val_cols[idx], self.settings,
-                                  create_graph=False)
+                res = phonon_objective(self.model, [self.val_set[i] for i in idx], self.val_cols[idx], self.settings,
+                                       create_graph=False)
                 rows.append({**res.parts, "n": len(idx)})
             n = sum(r["n"] for r in rows)
             out["val_loss"] = sum(r["loss"] * r["n"] for r in rows) / n
@@ -185,7 +189,8 @@ class Trainer:
         sizes = [s.n_atoms for s in frames]
         rows = []
         for idx in pack_batches(sizes, self.settings.replay_batch_atoms, range(len(sizes))):
-            res = replay_step(self.model, [frames[i] for i in idx], self.settings.replay_weights, create_graph=False)
+            res = replay_objective(self.model, [frames[i] for i in idx], self.settings.replay_weights,
+                                   create_graph=False)
             rows.append({**res.parts, "n": len(idx), "atoms": sum(sizes[i] for i in idx)})
         weight = {"energy_mae": "n", "force_mae": "atoms", "stress_mae": "n"}
         return {f"{prefix}_{key}": sum(r[key] * r[w] for r in rows) / sum(r[w] for r in rows)

@@ -43,11 +43,6 @@ class Batch:
     def n_structures(self) -> int:
         return int(self.n_atoms.numel())
 
-    @property
-    def owners(self) -> torch.Tensor:
-        """Index of the structure that owns each atom, shape (N_total,)."""
-        return torch.repeat_interleave(torch.arange(self.n_structures, device=self.n_atoms.device), self.n_atoms)
-
 
 @dataclass
 class Outputs:
@@ -68,8 +63,8 @@ class Outputs:
 class Model(abc.ABC):
     """A machine-learned interatomic potential behind phonft's small interface."""
 
+    #: The backend's name (``chgnet``, ``mace``), set by each subclass.
     backend: str = "?"
-    #: File-name suffix of the backend's native saved format.
 
     def __init__(self, module: torch.nn.Module, spec: str, dtype: str = "float32", device: str = "cpu"):
         self.module = module

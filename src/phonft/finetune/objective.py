@@ -1,0 +1,206 @@
+"""The PFT objective on one screen: the phonon loss of a batch, and the replay loss beside it.
+
+The phonon objective of a batch of reference supercells, with ``w = settings.phonon_weights``::
+
+    loss = w.hessian · L_H(predicted columns, DFT columns; atom weights)   eV/Å² entries
+         + w.forces  · L_F(forces, labels)    if w.forces > 0             eV/Å components
+         + w.stress  · L_S(stress, labels)    if w.stress > 0             eV/Å³ components
+
+Each ``L`` is a mean absolute error, or a mean Huber loss with ``w.huber_delta``
+(:mod:`phonft.finetune.losses`). Its three switches are read in one place each:
+
+* **column mode** (``settings.column``, :func:`predicted_columns`): ``hvp``, the exact
+  Hessian column by one Hessian-vector product through the batched graph; ``fd``, the
+  central difference of forces at ±``settings.fd_distance_A``, differentiable in the
+  parameters (what phonopy evaluates). The mechanics live in :mod:`phonft.finetune.columns`.
+* **normalisation** (``settings.hessian_norm``, :func:`atom_weights`): ``plain`` pools
+  every entry of the sampled columns; ``near_field`` keeps the atoms within
+  ``settings.near_field_radius_A`` of the displaced atom; ``distance`` weights every atom
+  by ``exp(-d / near_field_radius_A)``. The logged ``hessian_mae`` is the MAE under the
+  same weights, so it is the quantity the loss optimises (for ``plain``, the plain MAE).
+* **E/F/S terms** (``settings.phonon_weights``, :func:`phonon_labels`): the reference
+  supercell is the DFT equilibrium geometry, so its force and stress labels are zero.
+  The references hold force constants, not total energies, so the phonon step has no
+  energy term; :class:`~phonft.finetune.settings.TrainSettings` rejects
+  ``phonon_weights.energy > 0``.
+
+The replay objective (:func:`replay_objective`) is the same E/F/S terms (:func:`label_terms`)
+on labelled structures, with the replay weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from phonft.finetune import losses
+from phonft.finetune.columns import fd_columns, hvp_columns
+from phonft.finetune.data import PhononSample, ReplaySample
+from phonft.finetune.settings import LossWeights, TrainSettings
+from phonft.models.base import Batch, Model, Outputs
+
+
+@dataclass
+class ObjectiveValue:
+    """A batch's weighted loss (differentiable) and its detached parts, in their units.
+
+    ``parts`` holds ``loss`` and the MAE of every term present (``hessian_mae`` eV/Å²,
+    ``energy_mae`` eV/atom, ``force_mae`` eV/Å, ``stress_mae`` eV/Å³); the phonon
+    objective adds ``hessian_loss``, its unweighted Hessian term.
+    """
+
+    loss: torch.Tensor
+    parts: dict[str, float]
+
+
+@dataclass
+class Labels:
+    """Reference labels of a batch, as tensors on the model; None where no term is fitted.
+
+    ``energy_eV`` shape (B,); ``forces_eV_A`` (N_total, 3); ``stress_eV_A3`` (B, 3, 3).
+    """
+
+    energy_eV: torch.Tensor | None
+    forces_eV_A: torch.Tensor | None
+    stress_eV_A3: torch.Tensor | None
+
+
+def _f(t: torch.Tensor) -> float:
+    return float(t.detach())
+
+
+def _tensor(x, model: Model) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device)
+
+
+# ------------------------------------------------------------------ switch 1: column mode
+
+
+def predicted_columns(model: Model, samples: Sequence[PhononSample], columns: np.ndarray, settings: TrainSettings,
+                      *, stress: bool, create_graph: bool = True) -> tuple[torch.Tensor, Batch, Outputs]:
+    """Model columns (k, N_total, 3) eV/Å², and the undisplaced batch and its outputs.
+
+    ``columns`` holds ``k`` column indices per structure, shape (B, k).
+    """
+    structures = [s.atoms for s in samples]
+    if settings.column == "fd":
+        return fd_columns(model, structures, columns, settings.fd_distance_A, stress=stress,
+                          create_graph=create_graph)
+    batch = model.prepare(structures)
+    out = model.evaluate(batch, stress=stress, create_graph=True)
+    return hvp_columns(model, batch, columns, out, create_graph=create_graph), batch, out
+
+
+def reference_columns(samples: Sequence[PhononSample], columns: np.ndarray) -> np.ndarray:
+    """DFT columns (k, N_total, 3) eV/Å², in the layout of :func:`predicted_columns`."""
+    return np.stack([np.concatenate([s.column(c) for s, c in zip(samples, columns[:, slot])])
+                     for slot in range(columns.shape[1])])
+
+
+# ------------------------------------------------------------------ switch 2: normalisation
+
+
+def atom_weights(distances_A: np.ndarray, j: int, mode: str, radius_A: float) -> np.ndarray:
+    """Weight of each atom's entries in the column of displaced atom ``j``, shape (N, 1).
+
+    ``plain``: all ones. ``near_field``: 1 within ``radius_A`` (Å) of atom ``j`` (minimum
+    image), else 0. ``distance``: ``exp(-d / radius_A)``.
+    """
+    d = distances_A[j]
+    if mode == "plain":
+        w = np.ones_like(d)
+    elif mode == "near_field":
+        w = (d <= radius_A).astype(float)
+    elif mode == "distance":
+        w = np.exp(-d / radius_A)
+    else:
+        raise ValueError(f"unknown hessian_norm {mode!r}")
+    return w[:, None]
+
+
+def column_weights(samples: Sequence[PhononSample], columns: np.ndarray, settings: TrainSettings
+                   ) -> np.ndarray | None:
+    """Atom weights (k, N_total, 1) of the sampled columns; None for ``plain`` (all entries equal)."""
+    if settings.hessian_norm == "plain":
+        return None
+    return np.stack([np.concatenate([atom_weights(s.distances_A, int(c) // 3, settings.hessian_norm,
+                                                  settings.near_field_radius_A)
+                                     for s, c in zip(samples, columns[:, slot])])
+                     for slot in range(columns.shape[1])])
+
+
+# ------------------------------------------------------------------ switch 3: E/F/S terms
+
+
+def phonon_labels(samples: Sequence[PhononSample], w: LossWeights, model: Model) -> Labels:
+    """The labels the phonon step fits: forces and stress when weighted, never an energy.
+
+    The references carry no total energy (settings reject ``phonon_weights.energy > 0``).
+    """
+    forces = _tensor(np.concatenate([s.forces_eV_A for s in samples]), model) if w.forces > 0 else None
+    stress = _tensor(np.stack([s.stress_eV_A3 for s in samples]), model) if w.stress > 0 else None
+    return Labels(energy_eV=None, forces_eV_A=forces, stress_eV_A3=stress)
+
+
+def replay_labels(samples: Sequence[ReplaySample], w: LossWeights, model: Model) -> Labels:
+    """Energies and forces always (they measure forgetting); stress when weighted and every frame has one."""
+    has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
+    return Labels(energy_eV=_tensor([s.energy_eV for s in samples], model),
+                  forces_eV_A=_tensor(np.concatenate([s.forces_eV_A for s in samples]), model),
+                  stress_eV_A3=_tensor(np.stack([s.stress_eV_A3 for s in samples]), model) if has_stress else None)
+
+
+def label_terms(out: Outputs, labels: Labels, n_atoms: torch.Tensor, w: LossWeights
+                ) -> tuple[list[torch.Tensor], dict[str, float]]:
+    """The weighted E/F/S loss terms of the labels present (in that order) and their MAEs."""
+    terms: list[torch.Tensor] = []
+    parts: dict[str, float] = {}
+    if labels.energy_eV is not None:
+        n = n_atoms.to(out.energy.dtype)
+        terms.append(w.energy * losses.energy_loss(out.energy, labels.energy_eV, n_atoms, w.huber_delta))
+        parts["energy_mae"] = _f(torch.abs((out.energy - labels.energy_eV) / n).mean())
+    if labels.forces_eV_A is not None:
+        terms.append(w.forces * losses.force_loss(out.forces, labels.forces_eV_A, w.huber_delta))
+        parts["force_mae"] = _f(torch.abs(out.forces - labels.forces_eV_A).mean())
+    if labels.stress_eV_A3 is not None:
+        terms.append(w.stress * losses.stress_loss(out.stress, labels.stress_eV_A3, w.huber_delta))
+        parts["stress_mae"] = _f(torch.abs(out.stress - labels.stress_eV_A3).mean())
+    return terms, parts
+
+
+# ------------------------------------------------------------------ the two objectives
+
+
+def phonon_objective(model: Model, samples: Sequence[PhononSample], columns: np.ndarray, settings: TrainSettings,
+                     create_graph: bool = True) -> ObjectiveValue:
+    """PFT objective of one batch: sampled Hessian columns plus the force and stress terms.
+
+    ``columns`` holds the column indices ``3 j + b`` drawn per structure, shape (B, k).
+    With ``create_graph`` the loss is differentiable in the parameters (training);
+    without, it is only evaluated (validation).
+    """
+    w = settings.phonon_weights
+    pred, batch, out = predicted_columns(model, samples, columns, settings, stress=w.stress > 0,
+                                         create_graph=create_graph)
+    ref = _tensor(reference_columns(samples, columns), model)
+    weights_np = column_weights(samples, columns, settings)
+    weights = None if weights_np is None else _tensor(weights_np, model)
+    hessian = losses.hessian_column_loss(pred, ref, weights, w.huber_delta)
+    parts = {"hessian_loss": _f(hessian), "hessian_mae": _f(losses.hessian_column_loss(pred.detach(), ref, weights))}
+    terms, label_parts = label_terms(out, phonon_labels(samples, w, model), batch.n_atoms, w)
+    total = sum(terms, start=w.hessian * hessian)
+    return ObjectiveValue(total, {**parts, **label_parts, "loss": _f(total)})
+
+
+def replay_objective(model: Model, samples: Sequence[ReplaySample], w: LossWeights, create_graph: bool = True
+                     ) -> ObjectiveValue:
+    """Co-training objective on labelled upstream (or pseudo-labelled) structures: E/F/S terms."""
+    labels = replay_labels(samples, w, model)
+    batch = model.prepare([s.atoms for s in samples])
+    out = model.evaluate(batch, stress=labels.stress_eV_A3 is not None, create_graph=create_graph)
+    terms, parts = label_terms(out, labels, batch.n_atoms, w)
+    total = sum(terms[1:], start=terms[0])
+    return ObjectiveValue(total, {**parts, "loss": _f(total)})
