@@ -3,7 +3,8 @@
 Every result JSON phonft writes carries the protocol that produced it
 (:meth:`Protocol.record`): its fields, a SHA-256 digest of them, and the versions of the
 packages that did the physics. Two results with the same digest were computed the same
-way.
+way. Settings arrive as JSON or YAML mappings and are decoded by one classmethod,
+:meth:`Protocol.from_dict`.
 """
 
 from __future__ import annotations

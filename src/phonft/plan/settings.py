@@ -34,8 +34,9 @@ from phonft.errors import ConfigError
 from phonft.plan.planner import Plan
 
 
-def _present(mapping: dict[str, Any], keys: tuple[str, ...] | None = None) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if keys is None or k in keys}
+def _present(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` that ``mapping`` has (absent ones are left to the protocols' defaults)."""
+    return {k: v for k, v in mapping.items() if k in keys}
 
 
 def _matrix(values: list[Any], kind: type, what: str) -> list[list[Any]]:
