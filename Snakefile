@@ -21,7 +21,7 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     material=MATERIAL_PATTERN,
     run=RUN_PATTERN,
-    variant="|".join(VARIANTS),
+    variant=VARIANT_PATTERN,
     model=MODEL_PATTERN,
     mp_id=r"[A-Za-z0-9_.-]+",
 
@@ -37,4 +37,4 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        PLAN.targets(),

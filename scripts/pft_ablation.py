@@ -37,11 +37,11 @@ def main() -> None:
     from phonft.finetune.heldout import hessian_mae, model_force_constants
     from phonft.finetune.replay import load_replay_split
     from phonft.finetune.settings import TrainSettings
-    from phonft.finetune.split import run_split
     from phonft.finetune.trainer import Trainer
     from phonft.io import atomic_write_json
     from phonft.models import load_model
     from phonft.phonons import commensurate_frequencies_THz, assess_stability
+    from phonft.plan.runs import run_split, train_fields
     from phonft.protocols import ReferenceProtocol
 
     cfg = yaml.safe_load(Path(args.config).read_text())
@@ -74,7 +74,7 @@ def main() -> None:
     print(f"base: {results['base']['mean_hessian_mae']:.4f} eV/Å², |d omega_max| {results['base']['mean_abs_omega_max_err_K']:.1f} K")
     for variant in args.variants:
         column, norm = variant.split(":")
-        settings = TrainSettings.from_config({**run, "column": column, "hessian_norm": norm})
+        settings = TrainSettings.from_dict(train_fields({**run, "column": column, "hessian_norm": norm}))
         model = load_model(settings.base_model, dtype=settings.dtype, device="cpu")
         t0 = time.perf_counter()
         res = Trainer(model, settings, train, val, replay_train, replay_val).fit()

@@ -95,7 +95,7 @@ def test_bad_file_raises_and_writes_nothing(case, tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    rc = main(["references", "--material", "X", "--spec", json.dumps({"reference": spec}),
+    rc = main(["references", "--material", "X", "--settings", json.dumps({"material": {"reference": spec}}),
                "--out", "results/references/X"])
     assert rc == 2
     assert not (work / "results").exists()

@@ -208,6 +208,7 @@ def test_figures_from_results(tmp_path):
     from phonft.evaluate.bands import band_record
     from phonft.evaluate.run import summarize
     from phonft.figures import draw_all
+    from phonft.plan import FigureSet
     from phonft_testdata import REPO
 
     ev = tmp_path / "evaluate"
@@ -232,8 +233,8 @@ def test_figures_from_results(tmp_path):
     pd.DataFrame([{"epoch": e, "train_hessian_mae": 1 / (e + 1), "val_hessian_mae": 1 / (e + 2),
                    "replay_force_mae": 0.01 * e} for e in range(4)]).to_csv(run / "metrics.csv", index=False)
     (run / "train.json").write_text(json.dumps({"best_epoch": 2}))
-    written = draw_all(ev, ["base", "ft"], tmp_path / "figures", materials=["A"], double_well=["A"], runs=["r"],
-                       finetune_dir=tmp_path / "finetune")
+    figures = FigureSet(models=("base", "ft"), finetuned=("ft",), materials=("A",), double_well=("A",), runs=("r",))
+    written = draw_all(ev, figures, tmp_path / "figures", finetune_dir=tmp_path / "finetune")
     names = sorted(p.relative_to(tmp_path / "figures").as_posix() for p in written)
     assert names == ["bands/A.png", "double_well/A.png", "improvement.png", "mdr_parity.png",
                      "training_curve/r.png"]
@@ -254,20 +255,21 @@ def test_cli_evaluate_mdr_and_summary(references, tmp_path):
 
     ref = references("mp-149")
     out = tmp_path / "ev" / "mace" / "mp-149"
-    options = json.dumps({"elements": ["Si"], "seed": 0, "r_max": 4.0})
-    assert main(["evaluate", "mdr", "--model", "mace-small", "--model-options", options, "--name", "mace",
-                 "--reference", str(ref), "--material", "mp-149", "--out", str(out), "--device", "cpu",
-                 "--protocol", json.dumps({"max_steps": 50, "band_npoints": 5})]) == 0
+    options = {"elements": ["Si"], "seed": 0, "r_max": 4.0}
+    settings = {"model_options": options, "protocol": {"max_steps": 50, "band_npoints": 5}}
+    assert main(["evaluate", "mdr", "--model", "mace-small", "--name", "mace", "--reference", str(ref),
+                 "--material", "mp-149", "--out", str(out), "--device", "cpu",
+                 "--settings", json.dumps(settings)]) == 0
     thermal = json.loads((out / "thermal.json").read_text())
     bands = json.loads((out / "bands.json").read_text())
     assert thermal["model_name"] == "mace" and thermal["protocol"]["max_steps"] == 50
     assert bands["band_mae_THz"] > 0 and len(bands["frequencies_model_THz"]) == len(bands["qpoints"])
     refs_root = ref.parent
-    assert main(["evaluate", "summary", "--name", "mace", "--model", "mace-small", "--materials", "mp-149",
-                 "--model-dir", str(out.parent), "--references", str(refs_root)]) == 0
+    assert main(["evaluate", "summary", "--name", "mace", "--model", "mace-small", "--model-dir", str(out.parent),
+                 "--references", str(refs_root), "--settings", json.dumps({"materials": ["mp-149"]})]) == 0
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["n_materials"] == 1 and summary["mae"]["omega_max_K_mae"] >= 0
     # an unknown protocol key is a one-line error (exit 2), nothing written
     assert main(["evaluate", "mdr", "--model", "chgnet", "--reference", str(ref), "--material", "mp-149",
-                 "--out", str(tmp_path / "bad"), "--protocol", '{"fmax": 1}']) == 2
+                 "--out", str(tmp_path / "bad"), "--settings", '{"protocol": {"fmax": 1}}']) == 2
     assert not (tmp_path / "bad").exists()

@@ -17,8 +17,8 @@ from phonft.finetune.objective import (atom_weights, column_weights, phonon_obje
                                        reference_columns)
 from phonft.finetune.replay import load_replay_split, pseudo_label_set, write_replay
 from phonft.finetune.settings import LossWeights, ReplaySettings, TrainSettings
-from phonft.finetune.split import SplitError, make_split
 from phonft.finetune.trainer import Trainer
+from phonft.plan.runs import SplitError, make_split, train_fields
 from phonft.protocols import ReferenceProtocol
 
 
@@ -59,13 +59,13 @@ def test_train_settings_digest_and_defaults():
     assert (a.lr, a.weight_decay, a.grad_clip, a.ema_decay, a.replay_steps) == (1e-4, 1e-3, 100, 0.999, 4)
     assert a.column == "hvp" and TrainSettings(base_model="mace:x.model").column == "hvp"
     assert TrainSettings(column="fd").column == "fd"
-    b = TrainSettings.from_config({"materials": ["x"], "lr": 1e-4, "phonon_weights": {"hessian": 50}})
+    b = TrainSettings.from_dict(train_fields({"materials": ["x"], "lr": 1e-4, "phonon_weights": {"hessian": 50}}))
     assert b.phonon_weights.hessian == 50 and b.phonon_weights.forces == 20
     assert a.digest() == TrainSettings().digest() != b.digest()
     rec = b.record()
     assert rec["protocol"]["name"] == "train" and rec["protocol_digest"] == b.digest() and "torch" in rec["versions"]
     with pytest.raises(ConfigError, match="unknown setting 'learning_rate'"):
-        TrainSettings.from_config({"materials": ["x"], "learning_rate": 1})
+        TrainSettings.from_dict(train_fields({"materials": ["x"], "learning_rate": 1}))
     with pytest.raises(ConfigError, match="column"):
         TrainSettings(column="exact")
 
@@ -75,8 +75,8 @@ def test_phonon_energy_weight_that_cannot_act_is_an_error():
     with pytest.raises(ConfigError, match=r"finetune\.runs\.<run>\.phonon_weights\.energy is 1, .*Fix: set it to 0"):
         TrainSettings(phonon_weights=LossWeights(energy=1.0))
     with pytest.raises(ConfigError, match=r"phonon_weights\.energy is 0\.5"):
-        TrainSettings.from_config({"materials": ["x"], "phonon_weights": {"energy": 0.5}})
-    assert TrainSettings.from_config({"materials": ["x"], "phonon_weights": {"energy": 0}}).phonon_weights.energy == 0
+        TrainSettings.from_dict({"phonon_weights": {"energy": 0.5}})
+    assert TrainSettings.from_dict({"phonon_weights": {"energy": 0}}).phonon_weights.energy == 0
     assert TrainSettings(replay_weights=LossWeights(energy=1.0)).replay_weights.energy == 1.0
 
 
@@ -110,7 +110,7 @@ def test_phonon_loss_gradient_reaches_parameters(backend, column, references):
     # the Hessian term alone reaches the parameters (not only through forces/stress)
     assert len(got) > 0.5 * len(grads)
     model.module.zero_grad()
-    only_h = TrainSettings.from_config({"base_model": backend, "column": column, "phonon_weights": {
+    only_h = TrainSettings.from_dict({"base_model": backend, "column": column, "phonon_weights": {
         "energy": 0, "forces": 0, "stress": 0, "hessian": 1}})
     phonon_objective(model, [sample], np.array([[7]]), only_h).loss.backward()
     assert sum(float(p.grad.abs().sum()) for p in model.trainable_parameters() if p.grad is not None) > 0

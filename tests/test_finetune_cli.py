@@ -1,4 +1,4 @@
-"""`phonft finetune split|replay|train|thermal` end to end, with a small MACE on real references."""
+"""`phonft finetune split|replay|train|heldout` end to end, with a small MACE on real references."""
 
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ def _run(*args: str) -> None:
 
 
 def test_finetune_cli_end_to_end(refs_root, tmp_path):
-    spec = json.dumps(RUN)
+    spec = json.dumps({"run": RUN})
     run = tmp_path / "run"
-    _run("split", "--run", "t", "--run-spec", spec, "--out", str(run / "split.json"))
+    _run("split", "--run", "t", "--settings", spec, "--out", str(run / "split.json"))
     split = json.loads((run / "split.json").read_text())
     assert (split["train"], split["val"], split["test"]) == (["Si"], ["mp-149"], ["MgO"])
 
-    _run("replay", "--run", "t", "--run-spec", spec, "--split", str(run / "split.json"),
+    _run("replay", "--run", "t", "--settings", spec, "--split", str(run / "split.json"),
          "--references", str(refs_root), "--out", str(run / "replay"), "--device", "cpu")
     manifest = json.loads((run / "replay" / "manifest.json").read_text())
     # disjoint pool within the model's elements: Mg, C, Ge and SiC prototypes; one held back
@@ -48,7 +48,7 @@ def test_finetune_cli_end_to_end(refs_root, tmp_path):
     assert manifest["counts"] == {"train": 9, "val": 3}
     assert {s["formula"] for s in manifest["structures"]} == {"Mg", "C", "Ge", "CSi"}
 
-    common = ["--run", "t", "--run-spec", spec, "--split", str(run / "split.json"), "--references", str(refs_root),
+    common = ["--run", "t", "--settings", spec, "--split", str(run / "split.json"), "--references", str(refs_root),
               "--replay", str(run / "replay"), "--device", "cpu"]
     # a run killed after epoch 1, then resumed ...
     _run("train", *common, "--out", str(run), "--stop-after", "1")
@@ -71,21 +71,44 @@ def test_finetune_cli_end_to_end(refs_root, tmp_path):
     assert not (run / "training_curve.png").exists()  # the figures stage draws the curve
 
     out = tmp_path / "thermal.json"
-    assert main(["finetune", "thermal", "--model", str(run / "model.pt"), "--reference", str(refs_root / "MgO"),
-                 "--material", "MgO", "--out", str(out), "--device", "cpu"]) == 0
+    # the config's temperatures (integers in YAML) give the references' own protocol and digest
+    protocol = json.dumps({"protocol": {"temperatures_K": [0, 75, 150, 300, 600], "mesh": 100}})
+    assert main(["finetune", "heldout", "--model", str(run / "model.pt"), "--reference", str(refs_root / "MgO"),
+                 "--material", "MgO", "--settings", protocol, "--out", str(out), "--device", "cpu"]) == 0
     thermal = json.loads(out.read_text())
     ref = json.loads((refs_root / "MgO" / "thermal.json").read_text())
     for key in ("omega_max_K", "entropy_J_per_K_mol", "dynamically_stable", "protocol_digest", "versions"):
         assert key in thermal
     assert set(ref) - {"source", "engine"} <= set(thermal)
+    assert thermal["protocol_digest"] == ref["protocol_digest"]
     assert thermal["model"].endswith("model.pt") and thermal["hessian_mae_eV_A2"] > 0
 
 
 def test_finetune_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["finetune", "split", "--run", "t", "--run-spec", json.dumps({**RUN, "split": {"n_test": 3}}),
-                 "--out", str(tmp_path / "s.json")]) == 2
+    bad_split = json.dumps({"run": {**RUN, "split": {"n_test": 3}}})
+    assert main(["finetune", "split", "--run", "t", "--settings", bad_split, "--out", str(tmp_path / "s.json")]) == 2
     assert "cannot give 3 test" in capsys.readouterr().err
-    assert main(["finetune", "thermal", "--model", "mace:/nope.model", "--reference", str(tmp_path),
+    assert main(["finetune", "heldout", "--model", "mace:/nope.model", "--reference", str(tmp_path),
                  "--material", "x", "--out", str(tmp_path / "t.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "t.json").exists()
+    # a typo in a protocol key names the key (no TypeError traceback)
+    assert main(["finetune", "heldout", "--model", "chgnet", "--reference", str(tmp_path), "--material", "x",
+                 "--settings", '{"protocol": {"mesh_size": 3}}', "--out", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert "'mesh_size'" in err and "temperatures_K" in err and "Traceback" not in err
+    # so does an unknown settings key, and an action that does not exist
+    assert main(["finetune", "train", "--run", "t", "--settings", json.dumps({"run": RUN, "epochs": 3}),
+                 "--split", "s.json", "--out", str(tmp_path)]) == 2
+    assert "unknown key 'epochs'" in capsys.readouterr().err
+
+
+def test_finetune_actions_are_the_rule_names():
+    """`phonft finetune <action>` is what rule `finetune_<action>` runs: subcommands, like evaluate's."""
+    from phonft.cli import build_parser
+    from phonft.plan import SETTINGS
+
+    stages = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for stage in ("finetune", "evaluate"):
+        actions = next(a for a in stages[stage]._actions if a.dest == "action").choices
+        assert {f"{stage}_{a.replace('-', '_')}" for a in actions} == {r for r in SETTINGS if r.startswith(stage)}

@@ -435,6 +435,20 @@ def test_load_kappa103_and_subsets():
     assert np.sum(r["mode_weights"]) == 19 * 19 * 15
 
 
+@needs_kappa103
+def test_kappa103_ids_action_writes_the_planned_subset(tmp_path):
+    """`phonft evaluate kappa103-ids` (the evaluate_kappa103_ids checkpoint) lists what the config
+    alone cannot: the first N structures in the data's order."""
+    import json
+
+    from phonft.cli import main
+
+    out = tmp_path / "kappa103-ids.json"
+    settings = json.dumps({"data_dir": str(KAPPA103), "ids": [], "first_n": 2})
+    assert main(["evaluate", "kappa103-ids", "--settings", settings, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["ids"] == ["mp-19717", "mp-1132"]
+
+
 # ----------------------------------------------------------------------------- DFT and model sides
 
 
@@ -494,6 +508,11 @@ def test_dft_record_format(si_dft_coarse, tmp_path):
     assert summary["srme"] == pytest.approx(0.0, abs=1e-12) and table.loc[task.id, "penalty"] is None
     with pytest.raises(InputFileError, match="does not exist"):
         K.read_kappa_record(tmp_path / "missing.json")
+    # a model's summary reads the DFT record beside its reference: <references>/<m>/kappa.json
+    K.write_kappa_record(tmp_path / "references" / task.id / "kappa.json", rec)
+    K.write_kappa_record(tmp_path / "evaluate" / "m" / "kappa" / f"{task.id}.json", rec)
+    block = K.kappa_summary(tmp_path / "evaluate" / "m", tmp_path / "references", [task.id])
+    assert block["srme_mean"] == pytest.approx(0.0, abs=1e-12) and block["n_materials"] == 1
 
 
 def test_dft_task_mismatch_is_an_error(si_params):

@@ -38,7 +38,7 @@ def test_structure_from_vendored_reference(repo):
 
 def test_mp_id_without_key_is_a_clear_error(monkeypatch, chdir_tmp, capsys):
     monkeypatch.delenv("MP_API_KEY", raising=False)
-    rc = main(["structures", "--material", "Si-mp", "--spec", json.dumps({"structure": {"mp_id": "mp-149"}}),
+    rc = main(["structures", "--material", "Si-mp", "--settings", json.dumps({"material": {"structure": {"mp_id": "mp-149"}}}),
                "--out", "results/structures/Si-mp"])
     err = capsys.readouterr().err
     assert rc == 2 and "Si-mp" in err and "MP_API_KEY" in err and "Traceback" not in err
@@ -60,8 +60,9 @@ def test_mdr_id_from_cache(tmp_path, repo):
 
 
 def test_displacements_fc2_and_fc3(chdir_tmp):
+    settings = {"protocol": {"supercell_matrix": [[2, 0, 0], [0, 2, 0], [0, 0, 2]], "fc3": True}}
     rc = main(["displacements", "--material", "Si", "--structure", str(DFT / "Si-PBE-fc3" / "POSCAR-unitcell"),
-               "--supercell", "2", "2", "2", "--fc3", "--out", "results/displacements/Si"])
+               "--settings", json.dumps(settings), "--out", "results/displacements/Si"])
     assert rc == 0
     out = chdir_tmp / "results/displacements/Si"
     manifest = json.loads((out / "manifest.json").read_text())
@@ -79,7 +80,7 @@ def test_displacements_fc2_and_fc3(chdir_tmp):
 
 def test_supercell_from_min_length(chdir_tmp):
     rc = main(["displacements", "--material", "NaCl", "--structure", str(DFT / "NaCl" / "POSCAR-unitcell"),
-               "--min-length", "15", "--out", "out"])
+               "--settings", json.dumps({"protocol": {"min_length_A": 15}}), "--out", "out"])
     assert rc == 0
     manifest = json.loads((chdir_tmp / "out" / "manifest.json").read_text())
     assert np.diag(manifest["supercell_matrix"]).tolist() == [3, 3, 3]  # 5.69 Å * 3 >= 15 Å
@@ -88,11 +89,13 @@ def test_supercell_from_min_length(chdir_tmp):
 def test_engine_chain_is_marked_synthetic(chdir_tmp):
     """structures -> displacements -> references with EMT: a real chain, flagged synthetic."""
     bulk("Cu", "fcc", a=3.6, cubic=True).write("Cu.cif")
-    spec = json.dumps({"structure": {"file": "Cu.cif"}, "reference": {"format": "engine", "calculator": "emt"}})
-    assert main(["structures", "--material", "Cu", "--spec", spec, "--out", "results/structures/Cu"]) == 0
+    spec = json.dumps({"material": {"structure": {"file": "Cu.cif"},
+                                    "reference": {"format": "engine", "calculator": "emt"}}})
+    cell = json.dumps({"protocol": {"supercell_matrix": [[3, 0, 0], [0, 3, 0], [0, 0, 3]]}})
+    assert main(["structures", "--material", "Cu", "--settings", spec, "--out", "results/structures/Cu"]) == 0
     assert main(["displacements", "--material", "Cu", "--structure", "results/structures/Cu/POSCAR",
-                 "--supercell", "3", "3", "3", "--out", "results/displacements/Cu"]) == 0
-    assert main(["references", "--material", "Cu", "--spec", spec, "--displacements", "results/displacements/Cu",
+                 "--settings", cell, "--out", "results/displacements/Cu"]) == 0
+    assert main(["references", "--material", "Cu", "--settings", spec, "--displacements", "results/displacements/Cu",
                  "--out", "results/references/Cu"]) == 0
     thermal = json.loads((chdir_tmp / "results/references/Cu/thermal.json").read_text())
     assert thermal["synthetic"] is True and thermal["kind"] == "engine"
@@ -102,6 +105,6 @@ def test_engine_chain_is_marked_synthetic(chdir_tmp):
 
 
 def test_unknown_engine_calculator(chdir_tmp, capsys):
-    spec = json.dumps({"reference": {"format": "engine", "calculator": "nonsense"}})
-    rc = main(["references", "--material", "X", "--spec", spec, "--displacements", ".", "--out", "o"])
+    spec = json.dumps({"material": {"reference": {"format": "engine", "calculator": "nonsense"}}})
+    rc = main(["references", "--material", "X", "--settings", spec, "--displacements", ".", "--out", "o"])
     assert rc == 2 and "nonsense" in capsys.readouterr().err

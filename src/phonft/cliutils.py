@@ -1,4 +1,5 @@
-"""Command-line plumbing shared by the stage commands: log options and logging setup.
+"""Command-line plumbing shared by the stage commands: log options, logging setup, and the
+one way settings arrive: ``--settings`` JSON (or, by hand, ``--config`` YAML).
 
 A leaf module: :mod:`phonft.cli` and each stage's ``cli`` module import it, so that no
 stage command needs the entry point.
@@ -7,9 +8,14 @@ stage command needs the entry point.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from phonft.errors import ConfigError
 
 
 def add_log_args(p: argparse.ArgumentParser) -> None:
@@ -27,3 +33,57 @@ def setup_logging(logfile: str | None, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+
+
+def add_settings_args(p: argparse.ArgumentParser, keys: Sequence[str], config: bool = False) -> None:
+    """``--settings JSON`` (the action's config slice, what the rule passes; keys ``keys``)
+    and, with ``config``, ``--config YAML`` to take the same slice from a config file."""
+    text = f"the action's settings as a JSON object with keys {', '.join(keys)} (what the workflow passes: " \
+           "phonft.plan.settings); omitted keys take the protocols' defaults"
+    if not config:
+        p.add_argument("--settings", help=text)
+        return
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--settings", help=text)
+    g.add_argument("--config", help="a phonft config YAML; the settings the workflow would pass are taken from it")
+
+
+def read_settings(args: argparse.Namespace, action: str, keys: Sequence[str], **ids: str) -> dict[str, Any]:
+    """The action's settings: ``--settings`` decoded, or planned from ``--config``, or ``{}``.
+
+    ``ids`` name what the slice is of (``material=...`` or ``run=...``). Keys outside
+    ``keys`` raise :class:`ConfigError` naming them.
+    """
+    if getattr(args, "config", None):
+        value = _planned(args.config, action, ids)
+    elif args.settings:
+        try:
+            value = json.loads(args.settings)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--settings is not valid JSON ({exc})") from exc
+    else:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError("--settings must be a JSON object")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise ConfigError(f"--settings: unknown key {', '.join(map(repr, unknown))}; known: {', '.join(keys)}")
+    return value
+
+
+def _planned(path: str, action: str, ids: dict[str, str]) -> dict[str, Any]:
+    import yaml
+
+    from phonft.plan import Plan, settings
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} does not exist")
+    config = yaml.safe_load(file.read_text()) or {}
+    plan = Plan(config)
+    for kind, name in ids.items():
+        known = plan.materials if kind == "material" else plan.runs
+        if name not in known:
+            where = "materials" if kind == "material" else "finetune.runs"
+            raise ConfigError(f"{file}: no {kind} '{name}' under {where}; known: {', '.join(known) or 'none'}")
+    return settings(plan, action, **ids)

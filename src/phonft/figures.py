@@ -7,6 +7,9 @@
 - :func:`plot_kappa_parity`: log-log thermal conductivity, DFT against each model;
 - :func:`plot_improvement`: the percentage improvement of each fine-tuning run over its base.
 
+Which figures are drawn, and under which names, is :func:`phonft.plan.figure_list`'s, the
+same list the ``figures`` rule declares; :func:`draw_all` draws it.
+
 Colours are fixed per role (DFT black, models from one palette in a stable order), labels
 carry units, and every figure is written atomically as PNG.
 """
@@ -26,6 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from phonft.io import atomic_write_bytes, read_json  # noqa: E402
+from phonft.plan.figures import FigureSet, figure_list  # noqa: E402
 
 DFT_COLOR = "black"
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]
@@ -262,36 +266,35 @@ def plot_improvement(summaries: dict[str, dict[str, Any]], path: str | os.PathLi
         return _save(fig, path)
 
 
-def draw_all(evaluate_dir: str | os.PathLike, models: Sequence[str], out_dir: str | os.PathLike, *,
-             materials: Sequence[str] = (), double_well: Sequence[str] = (), runs: Sequence[str] = (),
-             finetune_dir: str | os.PathLike = "results/finetune", kappa: bool = False) -> list[Path]:
-    """Draw every figure from ``results/`` into ``out_dir``; returns the written paths.
+def draw_all(evaluate_dir: str | os.PathLike, figures: FigureSet, out_dir: str | os.PathLike, *,
+             finetune_dir: str | os.PathLike = "results/finetune") -> list[Path]:
+    """Draw every figure of :func:`phonft.plan.figure_list` into ``out_dir``; returns the paths.
 
-    ``models`` are names under ``evaluate_dir``; fine-tuned ones are those whose
-    ``summary.json`` names a base model, and feed the improvement chart. ``kappa`` draws
-    the kappa parity plot from the summaries' kappa blocks.
+    ``figures`` names the models (folders of ``evaluate_dir``), the fine-tuned ones (the
+    improvement chart), the materials, double wells and runs; the list of figures, and so
+    the ``figures`` rule's outputs, comes from the planner alone.
     """
     import pandas as pd
 
-    from phonft.evaluate.kappa import kappa_parity_points
-
     evaluate_dir, out_dir = Path(evaluate_dir), Path(out_dir)
-    written = [plot_mdr_parity({m: pd.read_csv(evaluate_dir / m / "mdr.csv") for m in models},
-                               out_dir / "mdr_parity.png")]
-    summaries = {m: read_json(evaluate_dir / m / "summary.json") for m in models}
-    finetuned = {m: s for m, s in summaries.items() if s.get("base")}
-    if finetuned:
-        written.append(plot_improvement(finetuned, out_dir / "improvement.png"))
-    for material in materials:
-        records = {m: read_json(evaluate_dir / m / material / "bands.json") for m in models}
-        written.append(plot_bands(records, material, out_dir / "bands" / f"{material}.png"))
-    for material in double_well:
-        records = {m: read_json(evaluate_dir / m / material / "double_well.json") for m in models}
-        written.append(plot_double_well(records, material, out_dir / "double_well" / f"{material}.png"))
-    for run in runs:
-        written.append(training_curve_from_run(Path(finetune_dir) / run, out_dir / "training_curve" / f"{run}.png"))
-    if kappa:
-        points = kappa_parity_points(evaluate_dir, models)
-        srme = {m: (s.get("kappa") or {}).get("srme_mean") for m, s in summaries.items()}
-        written.append(plot_kappa_parity(points, out_dir / "kappa_parity.png", srme))
+    summaries = {m: read_json(evaluate_dir / m / "summary.json") for m in figures.models}
+    written = []
+    for fig in figure_list(figures):
+        path = out_dir / fig.relpath
+        if fig.kind == "mdr_parity":
+            written.append(plot_mdr_parity({m: pd.read_csv(evaluate_dir / m / "mdr.csv") for m in figures.models},
+                                           path))
+        elif fig.kind == "improvement":
+            written.append(plot_improvement({m: summaries[m] for m in figures.finetuned}, path))
+        elif fig.kind in ("bands", "double_well"):
+            records = {m: read_json(evaluate_dir / m / fig.subject / f"{fig.kind}.json") for m in figures.models}
+            draw = plot_bands if fig.kind == "bands" else plot_double_well
+            written.append(draw(records, fig.subject, path))
+        elif fig.kind == "training_curve":
+            written.append(training_curve_from_run(Path(finetune_dir) / fig.subject, path))
+        elif fig.kind == "kappa_parity":
+            from phonft.evaluate.kappa import kappa_parity_points
+
+            srme = {m: (s.get("kappa") or {}).get("srme_mean") for m, s in summaries.items()}
+            written.append(plot_kappa_parity(kappa_parity_points(evaluate_dir, figures.models), path, srme))
     return written

@@ -3,7 +3,8 @@
 Every result JSON phonft writes carries the protocol that produced it
 (:meth:`Protocol.record`): its fields, a SHA-256 digest of them, and the versions of the
 packages that did the physics. Two results with the same digest were computed the same
-way.
+way. Settings arrive as JSON or YAML mappings and are decoded by one classmethod,
+:meth:`Protocol.from_dict`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import dataclasses
 import hashlib
 import json
 import platform
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+from phonft.errors import ConfigError
 
 THZ_TO_K = 47.99243073366221
 """Conversion of a phonon frequency from THz to K: h·10¹²/k_B (CODATA 2018)."""
@@ -56,11 +62,74 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _deep_tuple(value: Any) -> Any:
+    """Lists (at any depth) as tuples; mappings as sorted ``(key, value)`` pairs."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_deep_tuple(v) for v in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _deep_tuple(v)) for k, v in value.items()))
+    return value
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """A JSON/YAML value as the field type ``hint`` wants it.
+
+    Lists become tuples (element types followed), mappings become sorted ``(key, value)``
+    pairs, and an integer where the type says ``float`` becomes a float, so that a digest
+    never depends on whether a number was written ``10`` or ``10.0``.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        wants_sequence = isinstance(value, (list, tuple))
+        for alt in args:
+            if (typing.get_origin(alt) is tuple) == wants_sequence and alt is not type(None):
+                return _coerce(value, alt)
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0]) for v in value)
+        if len(args) == len(value):
+            return tuple(_coerce(v, a) for v, a in zip(value, args))
+    return _deep_tuple(value)
+
+
+P = TypeVar("P", bound="Protocol")
+
+
 @dataclass(frozen=True)
 class Protocol:
     """Base class of phonft's protocols: frozen, hashable, with a content digest."""
 
     name: ClassVar[str] = "protocol"
+
+    @classmethod
+    def from_dict(cls: type[P], fields: Mapping[str, Any] | None) -> P:
+        """Build from JSON/YAML fields, the one decoder of every settings slice.
+
+        Omitted keys keep the dataclass defaults. Lists become tuples and integers become
+        floats where the field is a float (:func:`_coerce`). A field whose default is itself
+        a protocol takes a mapping, laid over that default and built recursively. An
+        unknown key raises :class:`~phonft.errors.ConfigError` naming it and the known ones.
+        """
+        fields = dict(fields or {})
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise ConfigError(f"{cls.name}: unknown setting {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(sorted(known))}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in fields.items():
+            default = _field_default(known[key])
+            if isinstance(default, Protocol) and not isinstance(value, Protocol):
+                kwargs[key] = type(default).from_dict({**default.as_dict(), **(value or {})})
+            else:
+                kwargs[key] = _coerce(value, hints[key])
+        return cls(**kwargs)
 
     def as_dict(self) -> dict[str, Any]:
         """Fields as plain JSON-ready values (tuples become lists)."""
@@ -78,6 +147,14 @@ class Protocol:
             "protocol_digest": self.digest(),
             "versions": package_versions(),
         }
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
 rule displacements:
     """phonopy fc2 (and phono3py fc3) displaced supercells, as yaml + VASP/QE inputs."""
     input:
-        poscar=f"{RESULTS}/structures/{{material}}/POSCAR",
+        poscar=path("poscar"),
     output:
-        disp=f"{RESULTS}/displacements/{{material}}/phonopy_disp.yaml",
-        manifest=f"{RESULTS}/displacements/{{material}}/manifest.json",
+        disp=path("displacements"),
+        manifest=path("displacements_manifest"),
     params:
-        args=displacement_args,
-        outdir=lambda wc: f"{RESULTS}/displacements/{wc.material}",
+        settings=lambda wc: settings_json("displacements", material=wc.material),
+        outdir=lambda wc, output: str(Path(output.manifest).parent),
     log:
-        "logs/displacements/{material}.log",
+        LAYOUT.log("displacements"),
+    benchmark:
+        LAYOUT.benchmark("displacements")
     threads: 1
     resources:
         mem_mb=2000,
@@ -18,4 +20,4 @@ rule displacements:
         "../../envs/phonons.yaml"
     shell:
         "phonft displacements --material {wildcards.material} --structure {input.poscar} "
-        "{params.args} --out {params.outdir} > {log} 2>&1"
+        "--settings {params.settings:q} --out {params.outdir} > {log} 2>&1"

@@ -1,21 +1,21 @@
 rule evaluate_mdr:
     """MDR phonon protocol of one model on one reference material: thermal.json and bands.json."""
     input:
-        unpack(eval_model_inputs),
-        reference=f"{RESULTS}/references/{{material}}/thermal.json",
+        unpack(model_inputs),
+        reference=path("reference"),
     output:
-        thermal=f"{RESULTS}/evaluate/{{model}}/{{material}}/thermal.json",
-        bands=f"{RESULTS}/evaluate/{{model}}/{{material}}/bands.json",
+        thermal=path("mdr"),
+        bands=path("bands"),
     params:
-        model=eval_model_args,
+        model=model_spec,
+        settings=lambda wc: settings_json("evaluate_mdr", model=wc.model),
         refdir=lambda wc, input: str(Path(input.reference).parent),
         outdir=lambda wc, output: str(Path(output.thermal).parent),
-        protocol=mdr_protocol_json(),
-        device=finetune_device(),
+        device=DEVICE,
     log:
-        "logs/evaluate/{model}/{material}.log",
+        LAYOUT.log("evaluate_mdr"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{material}}.tsv"
+        LAYOUT.benchmark("evaluate_mdr")
     threads: 1
     resources:
         mem_mb=4000,
@@ -23,24 +23,27 @@ rule evaluate_mdr:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate mdr {params.model} --reference {params.refdir} --material {wildcards.material} "
-        "--out {params.outdir} --protocol {params.protocol:q} --device {params.device} > {log} 2>&1"
+        "phonft evaluate mdr --model {params.model:q} --name {wildcards.model} --reference {params.refdir} "
+        "--material {wildcards.material} --settings {params.settings:q} --out {params.outdir} "
+        "--device {params.device} > {log} 2>&1"
 
 
 rule evaluate_double_well:
     """Energy along the most unstable DFT mode: the model's double well against the DFT harmonic model."""
     input:
-        unpack(eval_model_inputs),
-        reference=f"{RESULTS}/references/{{material}}/thermal.json",
+        unpack(model_inputs),
+        reference=path("reference"),
     output:
-        well=f"{RESULTS}/evaluate/{{model}}/{{material}}/double_well.json",
+        well=path("double_well"),
     params:
-        model=eval_model_args,
+        model=model_spec,
+        settings=lambda wc: settings_json("evaluate_double_well", model=wc.model),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        protocol=mdr_protocol_json(),
-        device=finetune_device(),
+        device=DEVICE,
     log:
-        "logs/evaluate/{model}/{material}-double-well.log",
+        LAYOUT.log("evaluate_double_well"),
+    benchmark:
+        LAYOUT.benchmark("evaluate_double_well")
     threads: 1
     resources:
         mem_mb=4000,
@@ -48,23 +51,24 @@ rule evaluate_double_well:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate double-well {params.model} --reference {params.refdir} --material {wildcards.material} "
-        "--out {output.well} --protocol {params.protocol:q} --device {params.device} > {log} 2>&1"
+        "phonft evaluate double-well --model {params.model:q} --name {wildcards.model} --reference {params.refdir} "
+        "--material {wildcards.material} --settings {params.settings:q} --out {output.well} "
+        "--device {params.device} > {log} 2>&1"
 
 
 rule evaluate_kappa_reference:
-    """DFT per-mode kappa of a vendored fc3 reference, under the phonondb-v1 conductivity protocol."""
+    """DFT per-mode kappa of a vendored fc3 reference, beside it, under the phonondb-v1 conductivity protocol."""
     input:
-        reference=f"{RESULTS}/references/{{material}}/thermal.json",
+        reference=path("reference"),
     output:
-        kappa=f"{KAPPA_REFERENCE_DIR}/{{material}}.json",
+        kappa=path("reference_kappa"),
     params:
+        settings=settings_json("evaluate_kappa_reference"),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        mesh=" ".join(str(n) for n in KAPPA.get("mesh", [11, 11, 11])),
     log:
-        "logs/evaluate/kappa-reference/{material}.log",
+        LAYOUT.log("evaluate_kappa_reference"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/kappa-reference/{{material}}.tsv"
+        LAYOUT.benchmark("evaluate_kappa_reference")
     threads: 2
     resources:
         mem_mb=8000,
@@ -73,25 +77,25 @@ rule evaluate_kappa_reference:
         "../../envs/phonons.yaml"
     shell:
         "phonft evaluate kappa-reference --reference {params.refdir} --material {wildcards.material} "
-        "--mesh {params.mesh} --out {output.kappa} > {log} 2>&1"
+        "--settings {params.settings:q} --out {output.kappa} > {log} 2>&1"
 
 
 rule evaluate_kappa:
     """A model's kappa on a vendored fc3 material: relax (FixSymmetry), fc2/fc3 at 0.03 Å, phono3py."""
     input:
-        unpack(eval_model_inputs),
-        reference=f"{RESULTS}/references/{{material}}/thermal.json",
+        unpack(model_inputs),
+        reference=path("reference"),
     output:
-        kappa=f"{RESULTS}/evaluate/{{model}}/kappa/{{material}}.json",
+        kappa=path("kappa"),
     params:
-        model=eval_model_args,
+        model=model_spec,
+        settings=lambda wc: settings_json("evaluate_kappa", model=wc.model),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        mesh=" ".join(str(n) for n in KAPPA.get("mesh", [11, 11, 11])),
-        device=finetune_device(),
+        device=DEVICE,
     log:
-        "logs/evaluate/{model}/kappa-{material}.log",
+        LAYOUT.log("evaluate_kappa"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/kappa-{{material}}.tsv"
+        LAYOUT.benchmark("evaluate_kappa")
     threads: 2
     resources:
         mem_mb=8000,
@@ -99,25 +103,47 @@ rule evaluate_kappa:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate kappa {params.model} --reference {params.refdir} --material {wildcards.material} "
-        "--mesh {params.mesh} --out {output.kappa} --device {params.device} > {log} 2>&1"
+        "phonft evaluate kappa --model {params.model:q} --name {wildcards.model} --reference {params.refdir} "
+        "--material {wildcards.material} --settings {params.settings:q} --out {output.kappa} "
+        "--device {params.device} > {log} 2>&1"
+
+
+checkpoint evaluate_kappa103_ids:
+    """The kappa103 ids to score, read from the data (downloaded once when absent), when the config lists none."""
+    output:
+        ids=path("kappa103_ids"),
+    params:
+        settings=settings_json("evaluate_kappa103_ids"),
+        cache=CACHE_ARG,
+    log:
+        LAYOUT.log("evaluate_kappa103_ids"),
+    benchmark:
+        LAYOUT.benchmark("evaluate_kappa103_ids")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/phonons.yaml"
+    shell:
+        "phonft evaluate kappa103-ids --settings {params.settings:q} {params.cache} --out {output.ids} > {log} 2>&1"
 
 
 rule evaluate_kappa103:
     """A model's kappa on one kappa103 structure (phonondb-v1: fc2/fc3 supercells and q-mesh from the data)."""
     input:
-        unpack(eval_model_inputs),
+        unpack(model_inputs),
     output:
-        kappa=f"{RESULTS}/evaluate/{{model}}/kappa103/{{mp_id}}.json",
+        kappa=path("kappa103"),
     params:
-        model=eval_model_args,
-        data=f"--data-dir '{KAPPA103['data_dir']}'" if KAPPA103.get("data_dir") else "",
-        cache=cache_arg(),
-        device=finetune_device(),
+        model=model_spec,
+        settings=lambda wc: settings_json("evaluate_kappa103", model=wc.model),
+        cache=CACHE_ARG,
+        device=DEVICE,
     log:
-        "logs/evaluate/{model}/kappa103-{mp_id}.log",
+        LAYOUT.log("evaluate_kappa103"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/kappa103-{{mp_id}}.tsv"
+        LAYOUT.benchmark("evaluate_kappa103")
     threads: 2
     resources:
         mem_mb=16000,
@@ -125,25 +151,28 @@ rule evaluate_kappa103:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate kappa103 {params.model} --id {wildcards.mp_id} {params.data} {params.cache} "
-        "--out {output.kappa} --device {params.device} > {log} 2>&1"
+        "phonft evaluate kappa103 --model {params.model:q} --name {wildcards.model} --id {wildcards.mp_id} "
+        "--settings {params.settings:q} {params.cache} --out {output.kappa} --device {params.device} > {log} 2>&1"
 
 
 rule evaluate_summary:
     """A model's mdr.csv and summary.json: MAEs, instability F1, band MAE, kappa SRME, gain over its base."""
     input:
-        unpack(eval_summary_inputs),
+        unpack(summary_inputs),
     output:
-        csv=f"{RESULTS}/evaluate/{{model}}/mdr.csv",
-        summary=f"{RESULTS}/evaluate/{{model}}/summary.json",
+        csv=path("mdr_csv"),
+        summary=path("summary"),
     params:
-        model=lambda wc: EVAL_MODELS[wc.model]["spec"],
-        args=eval_summary_args,
-        refs=f"{RESULTS}/references",
+        model=model_spec,
+        settings=lambda wc: settings_json("evaluate_summary", model=wc.model),
+        refs=path("references_root"),
         model_dir=lambda wc, output: str(Path(output.summary).parent),
-        protocol=mdr_protocol_json(),
+        base_dir=base_dir_arg,
+        cache=CACHE_ARG,
     log:
-        "logs/evaluate/{model}/summary.log",
+        LAYOUT.log("evaluate_summary"),
+    benchmark:
+        LAYOUT.benchmark("evaluate_summary")
     threads: 1
     resources:
         mem_mb=2000,
@@ -151,5 +180,5 @@ rule evaluate_summary:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate summary --name {wildcards.model} --model {params.model} --model-dir {params.model_dir} "
-        "--references {params.refs} {params.args} --protocol {params.protocol:q} > {log} 2>&1"
+        "phonft evaluate summary --name {wildcards.model} --model {params.model:q} --model-dir {params.model_dir} "
+        "--references {params.refs} {params.base_dir} --settings {params.settings:q} {params.cache} > {log} 2>&1"

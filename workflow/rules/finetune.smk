@@ -1,11 +1,13 @@
 rule finetune_split:
     """Seeded train / validation / test split of a run's materials."""
     output:
-        split=f"{RESULTS}/finetune/{{run}}/split.json",
+        split=path("split"),
     params:
-        spec=lambda wc: run_spec_json(wc.run),
+        settings=lambda wc: settings_json("finetune_split", run=wc.run),
     log:
-        "logs/finetune/{run}/split.log",
+        LAYOUT.log("finetune_split"),
+    benchmark:
+        LAYOUT.benchmark("finetune_split")
     threads: 1
     resources:
         mem_mb=1000,
@@ -13,26 +15,27 @@ rule finetune_split:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune split --run {wildcards.run} --run-spec {params.spec:q} --out {output.split} > {log} 2>&1"
+        "phonft finetune split --run {wildcards.run} --settings {params.settings:q} --out {output.split} > {log} 2>&1"
 
 
 rule finetune_replay:
     """Replay set for co-training: upstream data, or the offline pseudo-label set, with a manifest."""
     input:
-        split=f"{RESULTS}/finetune/{{run}}/split.json",
+        split=path("split"),
         references=replay_references,
     output:
-        extxyz=f"{RESULTS}/finetune/{{run}}/replay/replay.extxyz",
-        manifest=f"{RESULTS}/finetune/{{run}}/replay/manifest.json",
+        extxyz=path("replay"),
+        manifest=path("replay_manifest"),
     params:
-        spec=lambda wc: run_spec_json(wc.run),
-        refs=f"{RESULTS}/references",
+        settings=lambda wc: settings_json("finetune_replay", run=wc.run),
+        refs=path("references_root"),
         outdir=lambda wc, output: str(Path(output.manifest).parent),
-        cache=cache_arg(),
-        device=finetune_device(),
-        materials=lambda wc: " ".join(replay_materials(wc.run)),
+        cache=CACHE_ARG,
+        device=DEVICE,
     log:
-        "logs/finetune/{run}/replay.log",
+        LAYOUT.log("finetune_replay"),
+    benchmark:
+        LAYOUT.benchmark("finetune_replay")
     threads: 2
     resources:
         mem_mb=4000,
@@ -40,31 +43,30 @@ rule finetune_replay:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune replay --run {wildcards.run} --run-spec {params.spec:q} --split {input.split} "
-        "--references {params.refs} --replay-materials {params.materials} --out {params.outdir} {params.cache} "
-        "--device {params.device} > {log} 2>&1"
+        "phonft finetune replay --run {wildcards.run} --settings {params.settings:q} --split {input.split} "
+        "--references {params.refs} --out {params.outdir} {params.cache} --device {params.device} > {log} 2>&1"
 
 
-rule finetune:
+rule finetune_train:
     """Fine-tune the run's base model with the PFT phonon loss and replay co-training."""
     input:
-        split=f"{RESULTS}/finetune/{{run}}/split.json",
-        references=lambda wc: run_references(wc.run, ("train", "val")),
-        replay=f"{RESULTS}/finetune/{{run}}/replay/manifest.json",
+        split=path("split"),
+        references=train_references,
+        replay=path("replay_manifest"),
     output:
-        model=f"{RESULTS}/finetune/{{run}}/model.pt",
-        train=f"{RESULTS}/finetune/{{run}}/train.json",
-        metrics=f"{RESULTS}/finetune/{{run}}/metrics.csv",
+        model=path("model"),
+        train=path("train"),
+        metrics=path("metrics"),
     params:
-        spec=lambda wc: run_spec_json(wc.run),
-        refs=f"{RESULTS}/references",
+        settings=lambda wc: settings_json("finetune_train", run=wc.run),
+        refs=path("references_root"),
         outdir=lambda wc, output: str(Path(output.train).parent),
         replay=lambda wc, input: str(Path(input.replay).parent),
-        device=finetune_device(),
+        device=DEVICE,
     log:
-        "logs/finetune/{run}/train.log",
+        LAYOUT.log("finetune_train"),
     benchmark:
-        f"{RESULTS}/benchmarks/finetune/{{run}}.tsv"
+        LAYOUT.benchmark("finetune_train")
     threads: 2
     resources:
         mem_mb=8000,
@@ -73,25 +75,26 @@ rule finetune:
         "../../envs/train.yaml"
     shell:
         # --resume: a killed job continues from its last epoch checkpoint.
-        "phonft finetune train --run {wildcards.run} --run-spec {params.spec:q} --split {input.split} "
+        "phonft finetune train --run {wildcards.run} --settings {params.settings:q} --split {input.split} "
         "--references {params.refs} --replay {params.replay} --out {params.outdir} "
         "--device {params.device} --resume > {log} 2>&1"
 
 
-rule finetune_thermal:
-    """thermal.json of a held-out material with the base or the fine-tuned model (float64)."""
+rule finetune_heldout:
+    """thermal.json and Hessian MAE of a held-out material under the base or the fine-tuned model (float64)."""
     input:
-        unpack(thermal_model_inputs),
-        reference=f"{RESULTS}/references/{{material}}/thermal.json",
+        unpack(heldout_inputs),
     output:
-        thermal=f"{RESULTS}/finetune/{{run}}/thermal/{{variant}}/{{material}}/thermal.json",
+        thermal=path("heldout"),
     params:
-        model=thermal_model_args,
+        settings=lambda wc: settings_json("finetune_heldout", run=wc.run),
+        model=lambda wc: PLAN.heldout_model(wc.run, wc.variant),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        protocol=reference_protocol_json(),
-        device=finetune_device(),
+        device=DEVICE,
     log:
-        "logs/finetune/{run}/thermal-{variant}-{material}.log",
+        LAYOUT.log("finetune_heldout"),
+    benchmark:
+        LAYOUT.benchmark("finetune_heldout")
     threads: 1
     resources:
         mem_mb=4000,
@@ -99,5 +102,5 @@ rule finetune_thermal:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune thermal {params.model} --reference {params.refdir} --material {wildcards.material} "
-        "--protocol {params.protocol:q} --out {output.thermal} --device {params.device} > {log} 2>&1"
+        "phonft finetune heldout --model {params.model:q} --reference {params.refdir} --material {wildcards.material} "
+        "--settings {params.settings:q} --out {output.thermal} --device {params.device} > {log} 2>&1"

@@ -3,19 +3,19 @@ rule references:
     input:
         unpack(reference_inputs),
     output:
-        params=f"{RESULTS}/references/{{material}}/phonopy_params.yaml",
-        fc2=f"{RESULTS}/references/{{material}}/fc2.hdf5",
-        thermal=f"{RESULTS}/references/{{material}}/thermal.json",
+        params=path("reference_params"),
+        fc2=path("reference_fc2"),
+        thermal=path("reference"),
     params:
-        spec=lambda wc: spec_json(wc.material),
-        args=reference_args,
-        outdir=lambda wc: f"{RESULTS}/references/{wc.material}",
+        settings=lambda wc: settings_json("references", material=wc.material),
+        displacements=displacements_dir,
+        outdir=lambda wc, output: str(Path(output.thermal).parent),
         base=workflow.basedir,
         results=lambda wc, output: str(Path(output.thermal).parents[2]),
     log:
-        "logs/references/{material}.log",
+        LAYOUT.log("references"),
     benchmark:
-        f"{RESULTS}/benchmarks/references/{{material}}.tsv"
+        LAYOUT.benchmark("references")
     threads: 1
     resources:
         mem_mb=4000,
@@ -23,5 +23,5 @@ rule references:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft references --material {wildcards.material} --spec {params.spec:q} "
-        "--base-dir {params.base:q} --results-dir {params.results} {params.args} --out {params.outdir} > {log} 2>&1"
+        "phonft references --material {wildcards.material} --settings {params.settings:q} --base-dir {params.base:q} "
+        "--results-dir {params.results} {params.displacements} --out {params.outdir} > {log} 2>&1"

@@ -3,15 +3,17 @@ rule structures:
     input:
         structure_inputs,
     output:
-        poscar=f"{RESULTS}/structures/{{material}}/POSCAR",
-        record=f"{RESULTS}/structures/{{material}}/structure.json",
+        poscar=path("poscar"),
+        record=path("structure"),
     params:
-        spec=lambda wc: spec_json(wc.material),
-        args=structure_args,
-        outdir=lambda wc: f"{RESULTS}/structures/{wc.material}",
+        settings=lambda wc: settings_json("structures", material=wc.material),
+        outdir=lambda wc, output: str(Path(output.record).parent),
         base=workflow.basedir,
+        cache=CACHE_ARG,
     log:
-        "logs/structures/{material}.log",
+        LAYOUT.log("structures"),
+    benchmark:
+        LAYOUT.benchmark("structures")
     threads: 1
     resources:
         mem_mb=2000,
@@ -19,5 +21,5 @@ rule structures:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft structures --material {wildcards.material} --spec {params.spec:q} "
-        "--base-dir {params.base:q} {params.args} --out {params.outdir} > {log} 2>&1"
+        "phonft structures --material {wildcards.material} --settings {params.settings:q} "
+        "--base-dir {params.base:q} {params.cache} --out {params.outdir} > {log} 2>&1"

@@ -1,87 +1,93 @@
-"""``phonft evaluate {mdr,double-well,summary,kappa-reference,kappa,kappa103}``: the evaluate stage."""
+"""``phonft evaluate {mdr,double-well,kappa-reference,kappa,kappa103-ids,kappa103,summary}``:
+the evaluate stage.
+
+Each action is what the rule ``evaluate_<action>`` runs (dashes become underscores).
+Settings arrive as one ``--settings`` JSON object (see :mod:`phonft.plan.settings`); the
+protocols in it are decoded by :meth:`phonft.protocols.Protocol.from_dict`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from phonft.cliutils import add_log_args
+from phonft.cliutils import add_log_args, add_settings_args, read_settings
 from phonft.errors import ConfigError
+from phonft.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-
-def _json_arg(text: str | None, what: str) -> Any:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} is not valid JSON ({exc})") from exc
+MDR_SETTINGS = ("model_options", "protocol")
+KAPPA_REFERENCE_SETTINGS = ("mesh",)
+KAPPA_SETTINGS = ("model_options", "mesh")
+KAPPA103_IDS_SETTINGS = ("data_dir", "ids", "first_n")
+KAPPA103_SETTINGS = ("model_options", "data_dir")
+SUMMARY_SETTINGS = ("materials", "splits", "base", "kappa", "protocol")
 
 
-def _mdr_protocol(args: argparse.Namespace):
+def _settings(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
+    return read_settings(args, f"evaluate_{args.action.replace('-', '_')}", keys)
+
+
+def _mdr_protocol(settings: dict[str, Any]):
     from phonft.evaluate.mdr import MDRProtocol
 
-    return MDRProtocol.from_dict(_json_arg(args.protocol, "--protocol"))
-
-
-def _model_options(args: argparse.Namespace) -> dict[str, Any] | None:
-    return _json_arg(args.model_options, "--model-options")
+    return MDRProtocol.from_dict(settings.get("protocol"))
 
 
 def cmd_mdr(args: argparse.Namespace) -> None:
     from phonft.evaluate.run import evaluate_material
 
-    evaluate_material(args.model, args.reference, args.material, args.out, protocol=_mdr_protocol(args),
-                      device=args.device, options=_model_options(args), name=args.name)
+    s = _settings(args, MDR_SETTINGS)
+    evaluate_material(args.model, args.reference, args.material, args.out, protocol=_mdr_protocol(s),
+                      device=args.device, options=s.get("model_options"), name=args.name)
 
 
 def cmd_double_well(args: argparse.Namespace) -> None:
     from phonft.evaluate.run import evaluate_double_well
 
-    evaluate_double_well(args.model, args.reference, args.material, args.out, protocol=_mdr_protocol(args),
-                         device=args.device, options=_model_options(args), name=args.name)
+    s = _settings(args, MDR_SETTINGS)
+    evaluate_double_well(args.model, args.reference, args.material, args.out, protocol=_mdr_protocol(s),
+                         device=args.device, options=s.get("model_options"), name=args.name)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
     from phonft.evaluate.run import summarize
 
+    s = _settings(args, SUMMARY_SETTINGS)
+    if not s.get("materials"):
+        raise ConfigError("evaluate summary: the settings name no 'materials' to score")
     kappa = None
-    if args.kappa_dir:
+    if s.get("kappa"):
         from phonft.evaluate.kappa import kappa_summary
 
-        kappa = kappa_summary(args.kappa_dir, args.kappa_reference, args.kappa_materials or [],
-                              base_dir=args.base_kappa_dir, kappa103=args.kappa103,
-                              kappa103_data=args.kappa103_data, cache_dir=args.cache_dir)
-    summarize(args.name, args.model, args.materials, args.model_dir, args.references,
-              splits=_json_arg(args.splits, "--splits"), base_dir=args.base_dir, base_name=args.base_name,
-              kappa=kappa, protocol=_mdr_protocol(args))
+        k = s["kappa"]
+        kappa = kappa_summary(args.model_dir, args.references, k.get("materials") or [], base_dir=args.base_dir,
+                              kappa103=bool(k.get("kappa103")), kappa103_data=k.get("data_dir"),
+                              cache_dir=args.cache_dir)
+    summarize(args.name, args.model, s.get("materials") or [], args.model_dir, args.references,
+              splits=s.get("splits"), base_dir=args.base_dir, base_name=s.get("base"), kappa=kappa,
+              protocol=_mdr_protocol(s))
 
 
 # --------------------------------------------------------------------------- kappa
 
 
-def _task_from_reference(args: argparse.Namespace):
+def _task_from_reference(args: argparse.Namespace, settings: dict[str, Any]):
     from phonft.evaluate.kappa import task_from_phono3py_params
 
-    return task_from_phono3py_params(Path(args.reference) / "phono3py_params.yaml", args.material,
-                                     q_mesh=tuple(args.mesh))
+    mesh = {"q_mesh": tuple(settings["mesh"])} if settings.get("mesh") else {}
+    return task_from_phono3py_params(Path(args.reference) / "phono3py_params.yaml", args.material, **mesh)
 
 
-def _load_model(args: argparse.Namespace):
+def _write_model_kappa(args: argparse.Namespace, task, options: dict[str, Any] | None, what: str) -> None:
+    from phonft.evaluate.kappa import KappaProtocol, model_kappa, write_kappa_record
     from phonft.models import load_model
 
-    return load_model(args.model, dtype="float64", device=args.device, options=_model_options(args))
-
-
-def _write_model_kappa(args: argparse.Namespace, task, what: str) -> None:
-    from phonft.evaluate.kappa import KappaProtocol, model_kappa, write_kappa_record
-
-    record = model_kappa(_load_model(args), task, KappaProtocol())
+    model = load_model(args.model, dtype="float64", device=args.device, options=options)
+    record = model_kappa(model, task, KappaProtocol())
     record["model_name"] = args.name or args.model
     write_kappa_record(args.out, record)
     log.info("%s with %s -> %s", what, args.model, args.out)
@@ -90,29 +96,42 @@ def _write_model_kappa(args: argparse.Namespace, task, what: str) -> None:
 def cmd_kappa_reference(args: argparse.Namespace) -> None:
     from phonft.evaluate.kappa import KappaProtocol, dft_kappa, write_kappa_record
 
-    record = dft_kappa(Path(args.reference) / "phono3py_params.yaml", _task_from_reference(args), KappaProtocol())
+    task = _task_from_reference(args, _settings(args, KAPPA_REFERENCE_SETTINGS))
+    record = dft_kappa(Path(args.reference) / "phono3py_params.yaml", task, KappaProtocol())
     write_kappa_record(args.out, record)
     log.info("%s: DFT kappa -> %s", args.material, args.out)
 
 
 def cmd_kappa(args: argparse.Namespace) -> None:
-    _write_model_kappa(args, _task_from_reference(args), args.material)
+    s = _settings(args, KAPPA_SETTINGS)
+    _write_model_kappa(args, _task_from_reference(args, s), s.get("model_options"), args.material)
+
+
+def cmd_kappa103_ids(args: argparse.Namespace) -> None:
+    from phonft.evaluate.kappa import load_kappa103
+
+    s = _settings(args, KAPPA103_IDS_SETTINGS)
+    tasks = load_kappa103(s.get("data_dir"), s.get("ids") or None, s.get("first_n"), args.cache_dir)
+    atomic_write_json(args.out, {"ids": [t.id for t in tasks], "settings": s})
+    log.info("kappa103: %d structures to score -> %s", len(tasks), args.out)
 
 
 def cmd_kappa103(args: argparse.Namespace) -> None:
     from phonft.evaluate.kappa import load_kappa103
 
-    (task,) = load_kappa103(args.data_dir, ids=[args.id], cache_dir=args.cache_dir)
-    _write_model_kappa(args, task, f"kappa103 {args.id}")
+    s = _settings(args, KAPPA103_SETTINGS)
+    (task,) = load_kappa103(s.get("data_dir"), ids=[args.id], cache_dir=args.cache_dir)
+    _write_model_kappa(args, task, s.get("model_options"), f"kappa103 {args.id}")
 
 
 # --------------------------------------------------------------------------- parser
+
+CACHE_HELP = "download cache (default: $PHONFT_CACHE or ~/.cache/phonft)"
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model spec: chgnet, mace:<file>, results/finetune/<run>/model.pt")
     p.add_argument("--name", help="the model's name in results/evaluate/<name> (default: the spec)")
-    p.add_argument("--model-options", help="options of code-built models, as JSON")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
 
@@ -123,10 +142,12 @@ def _material_args(p: argparse.ArgumentParser, reference: str, out: str) -> None
     p.add_argument("--out", required=True, help=out)
 
 
-def _action(actions: argparse._SubParsersAction, name: str, help: str, func, *, model: bool = True):
-    a = actions.add_parser(name, help=help)
+def _action(actions: argparse._SubParsersAction, name: str, help: str, func, keys: tuple[str, ...], *,
+            model: bool = True) -> argparse.ArgumentParser:
+    a = actions.add_parser(name, help=help, description=help)
     if model:
         _model_args(a)
+    add_settings_args(a, keys)
     add_log_args(a)
     a.set_defaults(func=func)
     return a
@@ -139,46 +160,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "Discovery's kappa SRME (phonondb-v1), and a model's mdr.csv + summary.json.")
     actions = p.add_subparsers(dest="action", required=True, metavar="<action>")
 
-    a = _action(actions, "mdr", "MDR protocol on one reference material: thermal.json + bands.json", cmd_mdr)
+    a = _action(actions, "mdr", "MDR protocol on one reference material: thermal.json + bands.json", cmd_mdr,
+                MDR_SETTINGS)
     _material_args(a, "", "output folder (results/evaluate/<model>/<material>)")
-    a.add_argument("--protocol", help="MDRProtocol fields as JSON (default: the MDR defaults)")
 
     a = _action(actions, "double-well", "energy along the most unstable DFT mode: model vs DFT harmonic",
-                cmd_double_well)
+                cmd_double_well, MDR_SETTINGS)
     _material_args(a, " (DFT-unstable)", "output double_well.json")
-    a.add_argument("--protocol", help="MDRProtocol fields as JSON (relaxation settings)")
+
+    a = _action(actions, "kappa-reference", "DFT per-mode kappa of a vendored fc3 reference (phono3py)",
+                cmd_kappa_reference, KAPPA_REFERENCE_SETTINGS, model=False)
+    _material_args(a, " (with phono3py_params.yaml)", "output kappa JSON (results/references/<material>/kappa.json)")
+
+    a = _action(actions, "kappa", "a model's kappa on a vendored fc3 material (phonondb-v1 protocol)", cmd_kappa,
+                KAPPA_SETTINGS)
+    _material_args(a, " (with phono3py_params.yaml)", "output kappa JSON")
+
+    a = _action(actions, "kappa103-ids", "the kappa103 ids to score (reads, or downloads, the data)",
+                cmd_kappa103_ids, KAPPA103_IDS_SETTINGS, model=False)
+    a.add_argument("--cache-dir", help=CACHE_HELP)
+    a.add_argument("--out", required=True, help="output JSON with the ids")
+
+    a = _action(actions, "kappa103", "a model's kappa on one Matbench Discovery kappa103 structure", cmd_kappa103,
+                KAPPA103_SETTINGS)
+    a.add_argument("--id", required=True, help="the structure's mp id, e.g. mp-149")
+    a.add_argument("--cache-dir", help=CACHE_HELP)
+    a.add_argument("--out", required=True, help="output kappa JSON")
 
     a = _action(actions, "summary", "a model's mdr.csv and summary.json from its per-material results", cmd_summary,
-                model=False)
+                SUMMARY_SETTINGS, model=False)
     a.add_argument("--name", required=True, help="the model's name")
     a.add_argument("--model", required=True, help="the model's spec (recorded)")
-    a.add_argument("--materials", nargs="+", required=True, help="material ids to score")
-    a.add_argument("--model-dir", required=True, help="results/evaluate/<name>")
-    a.add_argument("--references", default="results/references", help="references root")
-    a.add_argument("--splits", help="material -> split role (train/val/test/unseen) as JSON")
+    a.add_argument("--model-dir", required=True, help="results/evaluate/<name> (with kappa/ and kappa103/ records)")
+    a.add_argument("--references", default="results/references", help="references root (DFT kappa: <m>/kappa.json)")
     a.add_argument("--base-dir", help="the base model's results/evaluate/<base> (fine-tuned models)")
-    a.add_argument("--base-name", help="the base model's name")
-    a.add_argument("--kappa-dir", help="the model's folder holding kappa/<material>.json and kappa103/<id>.json")
-    a.add_argument("--base-kappa-dir", help="the base model's folder of the same layout")
-    a.add_argument("--kappa-reference", help="DFT kappa records folder (<material>.json)")
-    a.add_argument("--kappa103", action="store_true", help="also score the model's kappa103 records")
-    a.add_argument("--kappa103-data", help="kappa103 folder (default ../shared/data/kappa103, else download)")
-    a.add_argument("--cache-dir", help="download cache (default: $PHONFT_CACHE or ~/.cache/phonft)")
-    a.add_argument("--kappa-materials", nargs="*", help="materials with kappa records")
-    a.add_argument("--protocol", help="MDRProtocol fields as JSON (recorded)")
-
-    mesh = {"nargs": 3, "type": int, "default": [11, 11, 11], "help": "q-point mesh (default 11 11 11)"}
-    a = _action(actions, "kappa-reference", "DFT per-mode kappa of a vendored fc3 reference (phono3py)",
-                cmd_kappa_reference, model=False)
-    _material_args(a, " (with phono3py_params.yaml)", "output kappa JSON")
-    a.add_argument("--mesh", **mesh)
-
-    a = _action(actions, "kappa", "a model's kappa on a vendored fc3 material (phonondb-v1 protocol)", cmd_kappa)
-    _material_args(a, " (with phono3py_params.yaml)", "output kappa JSON")
-    a.add_argument("--mesh", **mesh)
-
-    a = _action(actions, "kappa103", "a model's kappa on one Matbench Discovery kappa103 structure", cmd_kappa103)
-    a.add_argument("--id", required=True, help="the structure's mp id, e.g. mp-149")
-    a.add_argument("--data-dir", help="kappa103 folder (default ../shared/data/kappa103 when present, else download)")
-    a.add_argument("--cache-dir", help="download cache (default: $PHONFT_CACHE or ~/.cache/phonft)")
-    a.add_argument("--out", required=True, help="output kappa JSON")
+    a.add_argument("--cache-dir", help=CACHE_HELP)

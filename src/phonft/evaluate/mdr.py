@@ -76,18 +76,6 @@ class MDRProtocol(Protocol):
                                  gamma_acoustic_tolerance_K=self.gamma_acoustic_tolerance_K,
                                  symprec=self.symprec, thz_to_K=THZ_TO_K)
 
-    @classmethod
-    def from_dict(cls, fields: dict[str, Any] | None) -> MDRProtocol:
-        """Build from JSON/YAML fields (lists become tuples); unknown keys are an error."""
-        from phonft.errors import ConfigError
-
-        fields = dict(fields or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(fields) - known)
-        if unknown:
-            raise ConfigError(f"unknown MDR protocol keys {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
-
 
 @dataclass
 class ModelPhonons:

@@ -1,57 +1,62 @@
-"""``phonft finetune {split,replay,train,thermal}``: the finetune stage's commands."""
+"""``phonft finetune {split,replay,train,heldout}``: the finetune stage's actions.
+
+Each action is what the rule ``finetune_<action>`` runs. Settings arrive as one
+``--settings`` JSON object (see :mod:`phonft.plan.settings`); split, replay and train
+also take ``--config`` YAML with ``--run``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from phonft.cliutils import add_log_args
+from phonft.cliutils import add_log_args, add_settings_args, read_settings
 from phonft.errors import ConfigError
 
+RUN_SETTINGS = ("run",)
+REPLAY_SETTINGS = ("run", "replay_materials")
+HELDOUT_SETTINGS = ("model_options", "protocol")
 
-def _run_entry(args: argparse.Namespace) -> dict[str, Any]:
-    if args.run_spec:
-        try:
-            entry = json.loads(args.run_spec)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--run-spec is not valid JSON ({exc})") from exc
-    elif args.config:
-        import yaml
 
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        runs = ((yaml.safe_load(path.read_text()) or {}).get("finetune") or {}).get("runs") or {}
-        if args.run not in runs:
-            raise ConfigError(f"{path}: no run '{args.run}' under finetune.runs; known: {', '.join(runs) or 'none'}")
-        entry = runs[args.run]
-    else:
-        raise ConfigError("give the run's settings with --run-spec JSON or --config FILE")
+def _run_entry(args: argparse.Namespace, action: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], dict]:
+    """The run's config entry and the whole settings object."""
+    settings = read_settings(args, f"finetune_{action}", keys, run=args.run)
+    entry = settings.get("run")
     if not isinstance(entry, dict) or "materials" not in entry:
-        raise ConfigError(f"finetune run '{args.run}' must be a mapping with a 'materials' list")
-    return entry
+        raise ConfigError(f"finetune run '{args.run}': the settings need 'run', a mapping with a 'materials' list")
+    return entry, settings
 
 
-def cmd_finetune(args: argparse.Namespace) -> None:
+def cmd_split(args: argparse.Namespace) -> None:
+    from phonft.finetune.split import write_split
+
+    entry, _ = _run_entry(args, "split", RUN_SETTINGS)
+    write_split(args.run, entry, args.out)
+
+
+def cmd_replay(args: argparse.Namespace) -> None:
     from phonft.finetune import run as ft
 
-    if args.action == "thermal":
-        options = json.loads(args.model_options) if args.model_options else None
-        protocol = json.loads(args.protocol) if args.protocol else {}
-        ft.thermal(args.model, args.reference, args.material, protocol, args.out, device=args.device,
-                   options=options)
-        return
-    entry = _run_entry(args)
-    if args.action == "split":
-        ft.write_split(args.run, entry, args.out)
-    elif args.action == "replay":
-        ft.build_replay(entry, args.split, args.references, args.out, args.cache_dir or _default_cache(),
-                        device=args.device, replay_materials=args.replay_materials)
-    elif args.action == "train":
-        ft.train(args.run, entry, args.split, args.references, args.replay, args.out, device=args.device,
-                 resume=args.resume, stop_after=args.stop_after)
+    entry, settings = _run_entry(args, "replay", REPLAY_SETTINGS)
+    ft.build_replay(entry, args.split, args.references, args.out, args.cache_dir or _default_cache(),
+                    device=args.device, replay_materials=settings.get("replay_materials"))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from phonft.finetune import run as ft
+
+    entry, _ = _run_entry(args, "train", RUN_SETTINGS)
+    ft.train(args.run, entry, args.split, args.references, args.replay, args.out, device=args.device,
+             resume=args.resume, stop_after=args.stop_after)
+
+
+def cmd_heldout(args: argparse.Namespace) -> None:
+    from phonft.finetune import run as ft
+
+    settings = read_settings(args, "finetune_heldout", HELDOUT_SETTINGS)
+    ft.heldout(args.model, args.reference, args.material, settings.get("protocol"), args.out, device=args.device,
+               options=settings.get("model_options"))
 
 
 def _default_cache() -> Path:
@@ -60,31 +65,53 @@ def _default_cache() -> Path:
     return default_cache_dir()
 
 
+def _action(actions: argparse._SubParsersAction, name: str, help: str, func, keys: tuple[str, ...], *,
+            run: bool = True) -> argparse.ArgumentParser:
+    a = actions.add_parser(name, help=help, description=help)
+    if run:
+        a.add_argument("--run", default="run", help="run name (finetune.runs.<name>)")
+    add_settings_args(a, keys, config=run)
+    add_log_args(a)
+    a.set_defaults(func=func)
+    return a
+
+
+def _device(a: argparse.ArgumentParser) -> None:
+    a.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="phonon fine-tuning (PFT) with replay co-training",
-                       description="Fine-tune a foundation MLIP so that its Hessian matches DFT force constants. "
-                                   "Actions: split (seeded train/val/test), replay (upstream or pseudo-label "
-                                   "replay set), train (PFT + replay; --resume continues a killed run), thermal "
-                                   "(a model's thermal.json on one reference material).")
-    p.add_argument("action", choices=["split", "replay", "train", "thermal"])
-    p.add_argument("--run", default="run", help="run name (finetune.runs.<name>)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run-spec", help="the run's config entry as JSON (what Snakemake passes)")
-    g.add_argument("--config", help="a phonft config YAML; finetune.runs.<run> is used")
-    p.add_argument("--out", required=True, help="output: split.json, replay folder, run folder or thermal.json")
-    p.add_argument("--split", help="split.json (replay, train)")
-    p.add_argument("--references", default="results/references", help="references root (default results/references)")
-    p.add_argument("--replay", help="replay folder holding replay.extxyz (train)")
-    p.add_argument("--replay-materials", nargs="*", help="replay: configured materials (under --references) that may "
-                                                         "join the disjoint pseudo-label pool (default: replay.materials)")
-    p.add_argument("--cache-dir", help="download cache for upstream data (default: $PHONFT_CACHE or ~/.cache/phonft)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--resume", action="store_true", help="train: continue from the run's checkpoint if there is one")
-    p.add_argument("--stop-after", type=int, help="train: stop after this many epochs (to test --resume)")
-    p.add_argument("--model", help="thermal: model spec (chgnet, mace:<file>, results/finetune/<run>/model...)")
-    p.add_argument("--model-options", help="thermal: options of code-built models, as JSON")
-    p.add_argument("--reference", help="thermal: the material's references folder")
-    p.add_argument("--material", help="thermal: material id")
-    p.add_argument("--protocol", help="thermal: ReferenceProtocol fields as JSON (default: the references' defaults)")
-    add_log_args(p)
-    p.set_defaults(func=cmd_finetune)
+                       description="Fine-tune a foundation MLIP so that its Hessian matches DFT force constants.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="<action>")
+    refs = {"default": "results/references", "help": "references root (default results/references)"}
+
+    a = _action(actions, "split", "seeded train / validation / test split of a run's materials", cmd_split,
+                RUN_SETTINGS)
+    a.add_argument("--out", required=True, help="output split.json")
+
+    a = _action(actions, "replay", "the replay set: upstream data, or the offline pseudo-label set", cmd_replay,
+                REPLAY_SETTINGS)
+    a.add_argument("--split", required=True, help="the run's split.json")
+    a.add_argument("--references", **refs)
+    a.add_argument("--cache-dir", help="download cache for upstream data (default: $PHONFT_CACHE or ~/.cache/phonft)")
+    a.add_argument("--out", required=True, help="output replay folder")
+    _device(a)
+
+    a = _action(actions, "train", "PFT + replay co-training; --resume continues a killed run", cmd_train,
+                RUN_SETTINGS)
+    a.add_argument("--split", required=True, help="the run's split.json")
+    a.add_argument("--references", **refs)
+    a.add_argument("--replay", help="replay folder holding replay.extxyz")
+    a.add_argument("--out", required=True, help="the run's folder (model.pt, train.json, metrics.csv)")
+    a.add_argument("--resume", action="store_true", help="continue from the run's checkpoint if there is one")
+    a.add_argument("--stop-after", type=int, help="stop after this many epochs (to test --resume)")
+    _device(a)
+
+    a = _action(actions, "heldout", "a model's thermal.json and Hessian MAE on one reference material (float64)",
+                cmd_heldout, HELDOUT_SETTINGS, run=False)
+    a.add_argument("--model", required=True, help="model spec (chgnet, mace:<file>, results/finetune/<run>/model.pt)")
+    a.add_argument("--reference", required=True, help="the material's references folder")
+    a.add_argument("--material", required=True, help="material id")
+    a.add_argument("--out", required=True, help="output thermal.json")
+    _device(a)

@@ -1,6 +1,9 @@
-"""What ``phonft finetune`` does: split, replay set, training, held-out phonons.
+"""What ``phonft finetune`` does: replay set, training, held-out phonons (the split is
+:mod:`phonft.finetune.split`).
 
-Each function reads and writes the files of :mod:`phonft.finetune.layout`, atomically.
+Each function reads and writes the files of the results layout (:mod:`phonft.plan.layout`),
+atomically. A run's config entry is cut into its settings by :mod:`phonft.plan.runs` and
+decoded by :meth:`phonft.protocols.Protocol.from_dict`.
 """
 
 from __future__ import annotations
@@ -12,41 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from phonft.errors import ConfigError, InputFileError
+from phonft.errors import InputFileError
 from phonft.finetune.settings import ReplaySettings, TrainSettings
-from phonft.finetune.split import SplitError, run_split
+from phonft.finetune.split import read_split
 from phonft.io import atomic_write_json, sha256_file
+from phonft.plan.layout import MODEL_FILE
+from phonft.plan.runs import replay_fields, train_fields
 
 log = logging.getLogger(__name__)
-
-
-def write_split(run_name: str, run: dict[str, Any], out: str | os.PathLike) -> dict[str, Any]:
-    try:
-        split = run_split(run)
-    except SplitError as exc:
-        raise ConfigError(f"finetune run '{run_name}': {exc}") from exc
-    record = {"run": run_name, **split.as_dict(), "settings": run.get("split") or {}}
-    atomic_write_json(out, record)
-    log.info("split of %s: train %s, val %s, test %s", run_name, split.train, split.val, split.test)
-    return record
-
-
-def _read_split(path: str | os.PathLike) -> dict[str, list[str]]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-        return {k: list(data[k]) for k in ("train", "val", "test")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputFileError(path, f"is not a valid split file ({exc}).", "rerun `phonft finetune split`.") from exc
-
-
-def replay_settings(run: dict[str, Any]) -> ReplaySettings:
-    opts = dict(run.get("replay") or {})
-    known = set(ReplaySettings.__dataclass_fields__)
-    unknown = set(opts) - known
-    if unknown:
-        raise ConfigError(f"finetune run: unknown replay setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return ReplaySettings(base_model=run.get("base_model", "chgnet"), **opts)
 
 
 def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,
@@ -60,8 +36,8 @@ def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references:
     from phonft.finetune.data import reference_unitcell
     from phonft.finetune.replay import composition, pseudo_label_set, upstream_frames, write_replay
 
-    settings = replay_settings(run)
-    split = _read_split(split_file)
+    settings = ReplaySettings.from_dict(replay_fields(run))
+    split = read_split(split_file)
     refs = Path(references)
     run_cells = {m: reference_unitcell(refs / m) for part in ("train", "val", "test") for m in split[part]}
     run_formulas = sorted({composition(a) for a in run_cells.values()})
@@ -80,7 +56,7 @@ def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references:
         materials = replay_materials if replay_materials is not None else (settings.materials or ())
         others = {m: reference_unitcell(refs / m) for m in materials if m not in run_cells}
         model = load_model(settings.base_model, dtype="float64", device=device,
-                           options=TrainSettings.from_config(run).options)
+                           options=TrainSettings.from_dict(train_fields(run)).options)
         training = {m: run_cells[m] for m in split["train"]}
         frames, listing = pseudo_label_set(settings, model, training, others, run_formulas)
         manifest = {"kind": "pseudo-label", "labelled_by": settings.base_model,
@@ -115,12 +91,11 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     """
     import torch
 
-    from phonft.finetune.layout import MODEL_FILE
     from phonft.finetune.trainer import Trainer, write_metrics
     from phonft.models import load_model, resolve_device
 
-    settings = TrainSettings.from_config(run)
-    split = _read_split(split_file)
+    settings = TrainSettings.from_dict(train_fields(run))
+    split = read_split(split_file)
     train_set, val_set, replay_train, replay_val = _training_data(settings, split, Path(references), replay_dir)
     dev = resolve_device(device)
     torch.manual_seed(settings.seed)
@@ -213,25 +188,19 @@ def _maybe_json(path: Path) -> dict[str, Any] | None:
             "structures": (data.get("protocol") or {}).get("structures") if data.get("kind") != "upstream" else None}
 
 
-def thermal(model_spec: str, reference_dir: str | os.PathLike, material: str, protocol_fields: dict[str, Any],
-            out: str | os.PathLike, *, device: str = "auto", options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``thermal.json`` of ``model_spec`` on one reference material (float64)."""
+def heldout(model_spec: str, reference_dir: str | os.PathLike, material: str,
+            protocol_fields: dict[str, Any] | None, out: str | os.PathLike, *, device: str = "auto",
+            options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The held-out step: ``thermal.json`` (with the Hessian MAE) of ``model_spec`` on one
+    reference material, in float64, under the references' protocol of ``protocol_fields``."""
     from phonft.finetune.heldout import thermal_record
     from phonft.models import load_model
     from phonft.protocols import ReferenceProtocol
 
-    protocol = ReferenceProtocol(**_protocol_kwargs(protocol_fields))
+    protocol = ReferenceProtocol.from_dict(protocol_fields)
     model = load_model(model_spec, dtype="float64", device=device, options=options)
     record = thermal_record(model, reference_dir, material, protocol)
     atomic_write_json(out, record)
     log.info("%s with %s: omega_max %.1f K, Hessian MAE %.4f eV/Å², stable=%s", material, model_spec,
              record["omega_max_K"], record["hessian_mae_eV_A2"], record["dynamically_stable"])
     return record
-
-
-def _protocol_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in fields.items():
-        out[k] = tuple(v) if isinstance(v, list) else v
-    return out
-

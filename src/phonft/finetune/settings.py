@@ -6,7 +6,7 @@ deliberately not part of it: a run checkpointed on a GPU may resume on a CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from phonft.errors import ConfigError
@@ -128,27 +128,6 @@ class TrainSettings(Protocol):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_options)
-
-    @classmethod
-    def from_config(cls, run: dict[str, Any]) -> "TrainSettings":
-        """Build from a ``finetune.runs.<name>`` mapping (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        ignored = {"materials", "split", "upstream", "replay", "device", "description"}
-        kwargs: dict[str, Any] = {}
-        for key, value in run.items():
-            if key in ignored:
-                continue
-            if key not in known:
-                raise ConfigError(f"finetune run: unknown setting '{key}'. Known: {', '.join(sorted(known))}")
-            if key in ("phonon_weights", "replay_weights"):
-                base = LossWeights() if key == "phonon_weights" else REPLAY_WEIGHTS
-                value = LossWeights(**{**base.as_dict(), **(value or {})})
-            elif key == "model_options":
-                value = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (value or {}).items()))
-            elif key == "frozen":
-                value = tuple(value or ())
-            kwargs[key] = value
-        return cls(**kwargs)
 
 
 REPLAY_STRUCTURES = ("disjoint", "training")

@@ -3,7 +3,8 @@
 and the parity points of the figures (:func:`kappa_parity_points`).
 
 Records read (written by the ``evaluate_kappa*`` rules):
-- ``results/evaluate/kappa-reference/<material>.json``: DFT records of vendored fc3 data;
+- ``results/references/<material>/kappa.json``: DFT records of vendored fc3 data, beside
+  their reference;
 - ``results/evaluate/<model>/kappa/<material>.json``: the model on those materials;
 - ``results/evaluate/<model>/kappa103/<mp-id>.json``: the model on kappa103 structures,
   whose DFT records come from the kappa103 data set itself.
@@ -95,10 +96,11 @@ def _model_records(model_dir: Path, materials: Sequence[str], kappa103: bool) ->
     return preds
 
 
-def _reference_records(reference_dir: Path | None, materials: Sequence[str], kappa103_ids: Sequence[str],
+def _reference_records(references: Path | None, materials: Sequence[str], kappa103_ids: Sequence[str],
                        kappa103_data: str | None, cache_dir: str | None) -> dict[str, Any]:
-    """DFT records: the vendored materials' files, and the kappa103 data set's (read once)."""
-    refs = {m: read_kappa_record(Path(reference_dir) / f"{m}.json") for m in materials}
+    """DFT records: the vendored materials' ``<references>/<m>/kappa.json``, and the kappa103
+    data set's (read once)."""
+    refs = {m: read_kappa_record(Path(references) / m / "kappa.json") for m in materials}
     if kappa103_ids:
         for mid, rec in kappa103_references(kappa103_ids, kappa103_data, cache_dir).items():
             refs[KAPPA103_PREFIX + mid] = rec
@@ -118,14 +120,17 @@ def _score(preds: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
             "n_kappa103": len(k103), "per_material": rows}
 
 
-def kappa_summary(model_dir: str | os.PathLike, reference_dir: str | os.PathLike | None, materials: Sequence[str],
+def kappa_summary(model_dir: str | os.PathLike, references: str | os.PathLike | None, materials: Sequence[str],
                   *, base_dir: str | os.PathLike | None = None, kappa103: bool = False,
                   kappa103_data: str | None = None, cache_dir: str | None = None) -> dict[str, Any] | None:
     """The ``kappa`` block of a model's ``summary.json``: SRME and SRE per material and
-    their means (Matbench Discovery's penalties applied), and the base model's, if given."""
+    their means (Matbench Discovery's penalties applied), and the base model's, if given.
+
+    ``model_dir`` (and ``base_dir``) hold ``kappa/<m>.json`` and ``kappa103/<id>.json``;
+    ``references`` is the references root, holding the DFT ``<m>/kappa.json``."""
     preds = _model_records(Path(model_dir), materials, kappa103)
     ids = [k.removeprefix(KAPPA103_PREFIX) for k in preds if k.startswith(KAPPA103_PREFIX)]
-    refs = _reference_records(reference_dir and Path(reference_dir), materials, ids, kappa103_data, cache_dir)
+    refs = _reference_records(references and Path(references), materials, ids, kappa103_data, cache_dir)
     if not refs:
         return None
     out = _score(preds, refs)

@@ -1,0 +1,118 @@
+"""The results layout: one table of every file the workflow writes (stdlib only).
+
+Each entry of :data:`FILES` is a path under the results root, with ``{material}``,
+``{run}``, ``{variant}``, ``{model}`` and ``{mp_id}`` fields; :meth:`Layout.path` fills the
+fields it is given and keeps the others as Snakemake wildcards, so the same table gives
+the rules' patterns and the planner's concrete targets::
+
+    results/
+        structures/<m>/              POSCAR, structure.json
+        displacements/<m>/           phonopy_disp.yaml, manifest.json (+ VASP/QE inputs)
+        references/<m>/              phonopy_params.yaml, fc2.hdf5, thermal.json; kappa.json
+                                     (DFT kappa of an fc3 material)
+        references/kappa103-ids.json the kappa103 ids to score, when the config lists none
+        finetune/<run>/              split.json, replay/{replay.extxyz, manifest.json},
+                                     model.pt, train.json, metrics.csv,
+                                     checkpoints/<digest>/last.pt,
+                                     heldout/{base,finetuned}/<m>/thermal.json
+        evaluate/<model>/            <m>/{thermal,bands,double_well}.json, kappa/<m>.json,
+                                     kappa103/<mp-id>.json, mdr.csv, summary.json
+        figures/                     see :mod:`phonft.plan.figures`
+        benchmarks/<job>.tsv         Snakemake's timing of each job (see :data:`JOBS`)
+    logs/<job>.log
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VARIANTS = ("base", "finetuned")
+"""The two models of a run's held-out step: its base model and the fine-tuned one."""
+
+MODEL_FILE = "model.pt"
+"""The fine-tuned model's file name in its run folder (its backend's native format)."""
+
+RESERVED_MATERIALS = ("kappa", "kappa103", "kappa103-ids")
+"""Names a material may not take: folders beside the materials in evaluate/<model>/, or the
+kappa103 id list's name in references/ and logs/references/."""
+
+FILES = {
+    "structure_dir": "structures/{material}",
+    "poscar": "structures/{material}/POSCAR",
+    "structure": "structures/{material}/structure.json",
+    "displacements_dir": "displacements/{material}",
+    "displacements": "displacements/{material}/phonopy_disp.yaml",
+    "displacements_manifest": "displacements/{material}/manifest.json",
+    "references_root": "references",
+    "reference_dir": "references/{material}",
+    "reference_params": "references/{material}/phonopy_params.yaml",
+    "reference_fc2": "references/{material}/fc2.hdf5",
+    "reference": "references/{material}/thermal.json",
+    "reference_kappa": "references/{material}/kappa.json",
+    "kappa103_ids": "references/kappa103-ids.json",
+    "finetune_root": "finetune",
+    "run_dir": "finetune/{run}",
+    "split": "finetune/{run}/split.json",
+    "replay_dir": "finetune/{run}/replay",
+    "replay": "finetune/{run}/replay/replay.extxyz",
+    "replay_manifest": "finetune/{run}/replay/manifest.json",
+    "model": "finetune/{run}/" + MODEL_FILE,
+    "train": "finetune/{run}/train.json",
+    "metrics": "finetune/{run}/metrics.csv",
+    "heldout": "finetune/{run}/heldout/{variant}/{material}/thermal.json",
+    "evaluate_root": "evaluate",
+    "model_dir": "evaluate/{model}",
+    "mdr_dir": "evaluate/{model}/{material}",
+    "mdr": "evaluate/{model}/{material}/thermal.json",
+    "bands": "evaluate/{model}/{material}/bands.json",
+    "double_well": "evaluate/{model}/{material}/double_well.json",
+    "kappa": "evaluate/{model}/kappa/{material}.json",
+    "kappa103": "evaluate/{model}/kappa103/{mp_id}.json",
+    "mdr_csv": "evaluate/{model}/mdr.csv",
+    "summary": "evaluate/{model}/summary.json",
+    "figures_dir": "figures",
+}
+
+JOBS = {
+    "structures": "structures/{material}",
+    "displacements": "displacements/{material}",
+    "references": "references/{material}",
+    "finetune_split": "finetune/{run}/split",
+    "finetune_replay": "finetune/{run}/replay",
+    "finetune_train": "finetune/{run}/train",
+    "finetune_heldout": "finetune/{run}/heldout/{variant}/{material}",
+    "evaluate_mdr": "evaluate/{model}/{material}/mdr",
+    "evaluate_double_well": "evaluate/{model}/{material}/double_well",
+    "evaluate_kappa_reference": "references/{material}/kappa",
+    "evaluate_kappa": "evaluate/{model}/kappa/{material}",
+    "evaluate_kappa103_ids": "references/kappa103-ids",
+    "evaluate_kappa103": "evaluate/{model}/kappa103/{mp_id}",
+    "evaluate_summary": "evaluate/{model}/summary",
+    "figures": "figures",
+}
+"""Each rule's job name: its log is ``logs/<job>.log``, its timing ``results/benchmarks/<job>.tsv``."""
+
+
+class _KeepFields(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under one results root (``results`` by default) and the logs folder."""
+
+    root: str = "results"
+    logs: str = "logs"
+
+    def path(self, key: str, **fields: str) -> str:
+        """The path of ``FILES[key]``; fields not given stay ``{name}`` wildcards."""
+        return f"{self.root}/" + FILES[key].format_map(_KeepFields(fields))
+
+    def log(self, job: str, **fields: str) -> str:
+        """The log file of a rule's job (see :data:`JOBS`)."""
+        return f"{self.logs}/" + JOBS[job].format_map(_KeepFields(fields)) + ".log"
+
+    def benchmark(self, job: str, **fields: str) -> str:
+        """The benchmark (timing) file of a rule's job, under ``<root>/benchmarks/``."""
+        return f"{self.root}/benchmarks/" + JOBS[job].format_map(_KeepFields(fields)) + ".tsv"

@@ -1,0 +1,165 @@
+"""Each rule's settings: the config slice its action reads, as one JSON object (stdlib only).
+
+Every rule passes ``--settings`` with :func:`settings` of its own name; the action decodes
+the protocol parts with :meth:`phonft.protocols.Protocol.from_dict`. Keys absent from the
+config are left out, so that the protocols' defaults (which equal the schema's) apply.
+
+======================== ===========================================================
+action (rule)            settings keys
+======================== ===========================================================
+structures               material (its config entry), mdr_url
+displacements            protocol (DisplacementProtocol fields, material overrides in)
+references               material, protocol (ReferenceProtocol fields)
+finetune_split           run (its config entry)
+finetune_replay          run, replay_materials
+finetune_train           run
+finetune_heldout         model_options, protocol (ReferenceProtocol fields)
+evaluate_mdr             model_options, protocol (MDRProtocol fields)
+evaluate_double_well     model_options, protocol (MDRProtocol fields)
+evaluate_kappa_reference mesh
+evaluate_kappa           model_options, mesh
+evaluate_kappa103_ids    data_dir, ids, first_n
+evaluate_kappa103        model_options, data_dir
+evaluate_summary         materials, splits, base, kappa, protocol
+figures                  FigureSet fields
+======================== ===========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from phonft.errors import ConfigError
+from phonft.plan.planner import Plan
+
+
+def _present(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` that ``mapping`` has (absent ones are left to the protocols' defaults)."""
+    return {k: v for k, v in mapping.items() if k in keys}
+
+
+def _matrix(values: list[Any], kind: type, what: str) -> list[list[Any]]:
+    """3 numbers (a diagonal) or 9 (row by row) as a 3x3 matrix of ``kind``."""
+    vals = [kind(v) for v in values]
+    if len(vals) == 3:
+        return [[vals[i] if i == j else kind(0) for j in range(3)] for i in range(3)]
+    if len(vals) == 9:
+        return [vals[0:3], vals[3:6], vals[6:9]]
+    raise ConfigError(f"{what} takes 3 (diagonal) or 9 numbers, not {len(vals)}")
+
+
+def displacement_protocol(plan: Plan, material: str) -> dict[str, Any]:
+    """DisplacementProtocol fields: ``displacements`` with the material's own supercell,
+    primitive matrix and fc3 switch laid over it."""
+    entry = plan.materials[material]
+    fields = dict(plan.config.get("displacements") or {})
+    if "primitive_matrix" in entry:
+        fields["primitive_matrix"] = entry["primitive_matrix"]
+    prim = fields.get("primitive_matrix")
+    if isinstance(prim, list):
+        if len(prim) != 9:
+            raise ConfigError(f"material '{material}': primitive_matrix takes a letter, 'auto' or 9 numbers")
+        fields["primitive_matrix"] = _matrix(prim, float, "primitive_matrix")
+    if entry.get("supercell"):
+        fields["supercell_matrix"] = _matrix(entry["supercell"], int, f"material '{material}': supercell")
+    if "fc3" in entry:
+        fields["fc3"] = bool(entry["fc3"])
+    return fields
+
+
+def _model_options(plan: Plan, model: str) -> dict[str, Any]:
+    options = plan.models[model].options
+    return {"model_options": dict(options) if options else None}
+
+
+def _mdr_protocol(plan: Plan) -> dict[str, Any]:
+    return dict(plan.evaluate.get("protocol") or {})
+
+
+def _reference_protocol(plan: Plan) -> dict[str, Any]:
+    return dict(plan.config.get("references") or {})
+
+
+def structures(plan: Plan, material: str) -> dict[str, Any]:
+    return {"material": plan.materials[material], **_present(plan.config.get("sources") or {}, ("mdr_url",))}
+
+
+def displacements(plan: Plan, material: str) -> dict[str, Any]:
+    return {"protocol": displacement_protocol(plan, material)}
+
+
+def references(plan: Plan, material: str) -> dict[str, Any]:
+    return {"material": plan.materials[material], "protocol": _reference_protocol(plan)}
+
+
+def finetune_run(plan: Plan, run: str) -> dict[str, Any]:
+    """``finetune_split`` and ``finetune_train``: the run's config entry."""
+    return {"run": plan.runs[run]}
+
+
+def finetune_replay(plan: Plan, run: str) -> dict[str, Any]:
+    return {"run": plan.runs[run], "replay_materials": plan.replay_materials(run)}
+
+
+def finetune_heldout(plan: Plan, run: str) -> dict[str, Any]:
+    return {"model_options": plan.runs[run].get("model_options") or None, "protocol": _reference_protocol(plan)}
+
+
+def evaluate_mdr(plan: Plan, model: str) -> dict[str, Any]:
+    """``evaluate_mdr`` and ``evaluate_double_well``: the model's options and the MDR protocol."""
+    return {**_model_options(plan, model), "protocol": _mdr_protocol(plan)}
+
+
+def evaluate_kappa_reference(plan: Plan) -> dict[str, Any]:
+    return _present(plan.kappa, ("mesh",))
+
+
+def evaluate_kappa(plan: Plan, model: str) -> dict[str, Any]:
+    return {**_model_options(plan, model), **_present(plan.kappa, ("mesh",))}
+
+
+def evaluate_kappa103_ids(plan: Plan) -> dict[str, Any]:
+    return _present(plan.kappa103, ("data_dir", "ids", "first_n"))
+
+
+def evaluate_kappa103(plan: Plan, model: str) -> dict[str, Any]:
+    return {**_model_options(plan, model), **_present(plan.kappa103, ("data_dir",))}
+
+
+def evaluate_summary(plan: Plan, model: str) -> dict[str, Any]:
+    kappa = None
+    if plan.kappa_enabled:
+        kappa = {"materials": plan.kappa_materials, "kappa103": bool(plan.kappa103.get("enabled")),
+                 "data_dir": plan.kappa103.get("data_dir")}
+    return {"materials": plan.eval_materials, "splits": plan.roles(model), "base": plan.models[model].base,
+            "kappa": kappa, "protocol": _mdr_protocol(plan)}
+
+
+def figures(plan: Plan) -> dict[str, Any]:
+    return plan.figure_set().as_dict()
+
+
+SETTINGS: dict[str, Callable[..., dict[str, Any]]] = {
+    "structures": structures,
+    "displacements": displacements,
+    "references": references,
+    "finetune_split": finetune_run,
+    "finetune_replay": finetune_replay,
+    "finetune_train": finetune_run,
+    "finetune_heldout": finetune_heldout,
+    "evaluate_mdr": evaluate_mdr,
+    "evaluate_double_well": evaluate_mdr,
+    "evaluate_kappa_reference": evaluate_kappa_reference,
+    "evaluate_kappa": evaluate_kappa,
+    "evaluate_kappa103_ids": evaluate_kappa103_ids,
+    "evaluate_kappa103": evaluate_kappa103,
+    "evaluate_summary": evaluate_summary,
+    "figures": figures,
+}
+"""Rule (action) name -> the function building its settings from the plan and its ids."""
+
+
+def settings(plan: Plan, action: str, **ids: str) -> dict[str, Any]:
+    """The settings of ``action`` (a rule name) for the given wildcards (material, run, model)."""
+    return SETTINGS[action](plan, **ids)
