@@ -55,7 +55,8 @@ def test_train_settings_digest_and_defaults():
     assert (a.phonon_weights.energy, a.phonon_weights.forces, a.phonon_weights.stress, a.phonon_weights.hessian) == (
         0, 20, 5, 100)
     r = a.replay_weights
-    assert (r.energy, r.forces, r.stress, r.huber_delta) == (500, 200, 50, 0.1)
+    assert (r.energy, r.forces, r.stress, r.huber_delta) == (20000, 200, 50, 0.1)
+    assert (a.max_drift.energy_eV_atom, a.max_drift.force_eV_A) == (0.002, 0.01)
     assert (a.lr, a.weight_decay, a.grad_clip, a.ema_decay, a.replay_steps) == (1e-4, 1e-3, 100, 0.999, 4)
     assert a.column == "hvp" and TrainSettings(base_model="mace:x.model").column == "hvp"
     assert TrainSettings(column="fd").column == "fd"
@@ -301,3 +302,27 @@ def test_saved_mace_loads_in_mace_calculator(tmp_path):
     assert atoms.get_potential_energy() == pytest.approx(float(ours["energy"]), abs=1e-8)
     np.testing.assert_allclose(atoms.get_forces(), ours["forces"], atol=1e-8)
     assert load_model(str(path), device="cpu").backend == "mace"
+
+
+def test_model_selection_keeps_the_best_epoch_within_the_forgetting_budget(references, si_replay):
+    """An epoch whose drift on the held-back replay frames exceeds ``max_drift`` is never kept;
+    the base model (epoch 0, zero drift) always is a candidate."""
+    from phonft.finetune.settings import DriftBudget
+    from phonft.models import load_model
+
+    budget = DriftBudget(energy_eV_atom=0.002, force_eV_A=0.01)
+    assert budget.allows({"drift_energy_mae": 0.002, "drift_force_mae": 0.01})
+    assert not budget.allows({"drift_energy_mae": 0.0021, "drift_force_mae": 0.0})
+    assert not budget.allows({"drift_energy_mae": 0.0, "drift_force_mae": float("nan")})
+    assert budget.allows({"val_loss": 1.0})  # no held-back frames: no bound
+    assert DriftBudget(energy_eV_atom=None, force_eV_A=None).allows({"drift_energy_mae": 1.0, "drift_force_mae": 1.0})
+    assert TrainSettings.from_dict({"max_drift": {"force_eV_A": None}}).max_drift == DriftBudget(force_eV_A=None)
+
+    sample = load_phonon_sample(references("Si"), "Si")
+    train, val = load_replay_split(si_replay / "replay.extxyz")
+    for bound, kept in ((1e-9, 0), (None, 1)):  # no val structures: the last epoch within the budget
+        settings = TrainSettings(epochs=1, lr=1e-3, replay_steps=1, replay_batch_atoms=32,
+                                 max_drift=DriftBudget(energy_eV_atom=None, force_eV_A=bound))
+        res = Trainer(load_model("chgnet", device="cpu"), settings, [sample], [], train, val).fit()
+        assert res.metrics[1]["drift_force_mae"] > 1e-9
+        assert res.best_epoch == kept

@@ -32,7 +32,29 @@ class LossWeights(Protocol):
     huber_delta: float | None = None
 
 
-REPLAY_WEIGHTS = LossWeights(energy=500.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
+REPLAY_WEIGHTS = LossWeights(energy=20000.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
+
+
+@dataclass(frozen=True)
+class DriftBudget(Protocol):
+    """The most a kept model may drift from the base model on the held-back replay frames.
+
+    Model selection keeps the epoch with the lowest phonon validation loss **among the
+    epochs within this budget** (mean absolute drift from the base model's own predictions:
+    ``energy_eV_atom`` in eV/atom, ``force_eV_A`` in eV/Å). The base model (epoch 0) is
+    always within it. None switches a bound off; without held-back frames there is no bound.
+    """
+
+    name: ClassVar[str] = "drift_budget"
+    energy_eV_atom: float | None = 0.002
+    force_eV_A: float | None = 0.01
+
+    def allows(self, row: dict[str, float]) -> bool:
+        """Whether an epoch's metrics row (``drift_energy_mae``, ``drift_force_mae``) is within."""
+        for bound, key in ((self.energy_eV_atom, "drift_energy_mae"), (self.force_eV_A, "drift_force_mae")):
+            if bound is not None and key in row and not row[key] <= bound:
+                return False
+        return True
 
 
 DEFAULT_COLUMN = "hvp"
@@ -73,6 +95,8 @@ class TrainSettings(Protocol):
         Loss weights of the phonon step and of the replay steps. The phonon step has no
         energy term (the references carry no total energy): ``phonon_weights.energy``
         must be 0.
+    max_drift
+        Forgetting budget of model selection (:class:`DriftBudget`).
     replay_steps
         Replay steps taken after every phonon step (0 disables co-training).
     lr, weight_decay, grad_clip, ema_decay
@@ -97,6 +121,7 @@ class TrainSettings(Protocol):
     near_field_radius_A: float = 4.0
     phonon_weights: LossWeights = field(default_factory=LossWeights)
     replay_weights: LossWeights = REPLAY_WEIGHTS
+    max_drift: DriftBudget = field(default_factory=DriftBudget)
     replay_steps: int = 4
     lr: float = 1e-4
     weight_decay: float = 1e-3

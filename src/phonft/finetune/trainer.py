@@ -9,7 +9,8 @@ from an epoch checkpoint takes exactly the steps an uninterrupted one would.
 
 After every epoch the EMA weights are scored on the validation structures (one fixed
 column each) and on the held-back replay frames; the best EMA weights by phonon
-validation loss are kept, and a checkpoint is written atomically.
+validation loss among the epochs within the forgetting budget (``max_drift``) are kept,
+and a checkpoint is written atomically.
 """
 
 from __future__ import annotations
@@ -268,10 +269,15 @@ class Trainer:
     def _consider(self, best: dict[str, Any], row: dict[str, float], epoch: int) -> dict[str, Any]:
         """Keep the EMA weights of the epoch with the lowest phonon validation loss.
 
-        Epoch 0 (the base model) is a candidate too. Without validation structures, the
-        last epoch's EMA weights are kept.
+        Only epochs within the forgetting budget (``settings.max_drift``, drift on the
+        held-back replay frames) are candidates; epoch 0 (the base model) is one. Without
+        validation structures, the last epoch within the budget is kept.
         """
         val = row.get("val_loss", float("nan"))
+        if not self.settings.max_drift.allows(row):
+            log.info("epoch %d is outside the forgetting budget %s: not a candidate", epoch,
+                     self.settings.max_drift.as_dict())
+            return best
         if np.isfinite(val) and val >= best["val_loss"]:
             return best
         self.ema.swap()
