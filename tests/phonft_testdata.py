@@ -1,4 +1,7 @@
-"""Paths to the vendored test data (and the optional GPL-3 shared data), and toy models."""
+"""Shared test helpers: paths to the vendored test data (and the optional GPL-3 shared
+data), the reference specs of the vendored materials, toy and small models, and writers of
+result records. Fixtures live in conftest.py, which imports from here; tests import
+helpers from here, never from conftest."""
 
 from pathlib import Path
 
@@ -9,6 +12,23 @@ DATA = REPO / "data"
 DFT = DATA / "dft-phonons"
 MDR = DATA / "mdr"
 SHARED = REPO.parent / "shared" / "data"
+
+#: Reference specs of the vendored materials the ``references`` fixture builds folders of.
+REFERENCE_SPECS = {
+    "mp-149": {"format": "mdr", "path": "data/mdr/mp-149.yaml.bz2"},
+    "MgO": {"format": "force_sets", "path": "data/dft-phonons/MgO"},
+    "NaCl": {"format": "force_sets", "path": "data/dft-phonons/NaCl"},
+    "CaTiO3": {"format": "force_sets", "path": "data/dft-phonons/CaTiO3"},
+    "Si": {"format": "vasprun", "path": "data/dft-phonons/Si", "files": ["vasprun.xml"]},
+}
+
+
+def small_mace_model(elements=("Si",), dtype="float64", seed=0):
+    """A small, randomly initialised MACE (r_max 4 Å) for ``elements``, on the CPU."""
+    from phonft.models import load_model
+
+    return load_model("mace-small", dtype=dtype, device="cpu",
+                      options={"elements": list(elements), "seed": seed, "r_max": 4.0})
 
 
 def pair_springs(stiffness_eV_A2: dict, r0_A: dict, cutoff_A: float = 2.6):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import small_mace_model
+from phonft_testdata import small_mace_model
 from phonft_testdata import HarmonicModel, reference_phonopy
 
 

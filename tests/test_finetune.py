@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import small_mace_model
+from phonft_testdata import small_mace_model
 
 from phonft.errors import ConfigError, InputFileError
 from phonft.finetune import losses

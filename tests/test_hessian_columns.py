@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from conftest import small_mace_model
+from phonft_testdata import small_mace_model
 
 from phonft.finetune.columns import fd_columns, hvp_columns, sample_columns
 from phonft.finetune.data import load_phonon_sample

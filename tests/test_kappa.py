@@ -524,7 +524,7 @@ def test_dft_task_mismatch_is_an_error(si_params):
 
 
 def _small_si_model():
-    from conftest import small_mace_model
+    from phonft_testdata import small_mace_model
 
     return small_mace_model(("Si",), dtype="float64", seed=0)
 
@@ -593,7 +593,7 @@ def test_failing_model_gives_failed_record(si_dft_coarse):
 
 def test_unknown_element_fails_the_material_not_the_run(si_dft_coarse):
     task, _ = si_dft_coarse
-    from conftest import small_mace_model
+    from phonft_testdata import small_mace_model
 
     model = small_mace_model(("C",), dtype="float64")
     rec = K.model_kappa(model, task, progress=False)
