@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phonft_testdata import REFERENCE_SPECS, REPO
+from phonft_testdata import DFT, REFERENCE_SPECS, REPO
 
 
 def pytest_configure(config):
@@ -47,3 +47,25 @@ def chgnet64():
     from phonft.models import load_model
 
     return load_model("chgnet", dtype="float64", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def si_fc3(tmp_path_factory):
+    """The vendored Si-PBE-fc3 data (phono3py_disp.yaml + FORCES_FC3), read once:
+    ``(Reference, the references folder it wrote)``."""
+    from phonft.references import Reference
+
+    ref = Reference.read({"format": "phono3py", "path": str(DFT / "Si-PBE-fc3")})
+    return ref, ref.write(tmp_path_factory.mktemp("ref") / "Si-PBE-fc3", "Si-PBE-fc3")
+
+
+@pytest.fixture(scope="session")
+def si_kappa_11(si_fc3) -> dict:
+    """The one 11x11x11 conductivity run of the suite: Si-PBE-fc3's DFT kappa record at
+    300 K, RTA, particle-like (Peierls-Boltzmann) and without isotope scattering, the
+    settings of phono3py's README example (`phono3py-load --br`: 119.5 W/m-K)."""
+    from phonft.evaluate import kappa as K
+
+    params = si_fc3[1] / "phono3py_params.yaml"
+    task = K.task_from_phono3py_params(params, "Si-PBE-fc3", q_mesh=(11, 11, 11))
+    return K.dft_kappa(params, task, K.KappaProtocol(conductivity_type="particle", is_isotope=False))
