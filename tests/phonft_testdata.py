@@ -3,6 +3,7 @@ data), the reference specs of the vendored materials, toy and small models, and 
 result records. Fixtures live in conftest.py, which imports from here; tests import
 helpers from here, never from conftest."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,17 @@ class HarmonicModel:
                                 "forces": r["forces"], "stress": np.zeros(6)}
 
         return _Calc()
+
+
+def write_thermal_case(root, model, material, omega, stable, band=1.0):
+    """A minimal ``<root>/<model>/<material>/thermal.json`` (+ ``bands.json`` unless ``model`` is
+    ``"refs"``) whose values derive from ``omega`` (omega_max, K): what ``summarize`` and the
+    figures read."""
+    d = root / model / material
+    d.mkdir(parents=True, exist_ok=True)
+    rec = {"material": material, "omega_max_K": omega, "dynamically_stable": stable, "min_frequency_THz": 0.0,
+           "temperatures_K": [0.0, 300.0], "entropy_J_per_K_mol": [0.0, omega / 10],
+           "free_energy_kJ_per_mol": [1.0, omega / 100], "heat_capacity_J_per_K_mol": [0.0, omega / 20]}
+    (d / "thermal.json").write_text(json.dumps(rec))
+    if model != "refs":
+        (d / "bands.json").write_text(json.dumps({"band_mae_THz": band}))

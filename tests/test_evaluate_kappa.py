@@ -1,4 +1,5 @@
-"""Kappa SRME (Matbench Discovery phonondb-v1): metrics, kappa103 data, DFT and model sides.
+"""The evaluate stage's kappa SRME (Matbench Discovery phonondb-v1): metrics, kappa103 data,
+DFT and model sides.
 
 The metric checks compare with numbers produced by Matbench Discovery's own
 ``matbench_discovery.metrics.phonons`` (``calc_kappa_metrics_from_dfs``,
