@@ -1,5 +1,9 @@
-"""Paths to the vendored test data (and the optional GPL-3 shared data), and toy models."""
+"""Shared test helpers: paths to the vendored test data (and the optional GPL-3 shared
+data), the reference specs of the vendored materials, toy and small models, and writers of
+result records. Fixtures live in conftest.py, which imports from here; tests import
+helpers from here, never from conftest."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +13,23 @@ DATA = REPO / "data"
 DFT = DATA / "dft-phonons"
 MDR = DATA / "mdr"
 SHARED = REPO.parent / "shared" / "data"
+
+#: Reference specs of the vendored materials the ``references`` fixture builds folders of.
+REFERENCE_SPECS = {
+    "mp-149": {"format": "mdr", "path": "data/mdr/mp-149.yaml.bz2"},
+    "MgO": {"format": "force_sets", "path": "data/dft-phonons/MgO"},
+    "NaCl": {"format": "force_sets", "path": "data/dft-phonons/NaCl"},
+    "CaTiO3": {"format": "force_sets", "path": "data/dft-phonons/CaTiO3"},
+    "Si": {"format": "vasprun", "path": "data/dft-phonons/Si", "files": ["vasprun.xml"]},
+}
+
+
+def small_mace_model(elements=("Si",), dtype="float64", seed=0):
+    """A small, randomly initialised MACE (r_max 4 Å) for ``elements``, on the CPU."""
+    from phonft.models import load_model
+
+    return load_model("mace-small", dtype=dtype, device="cpu",
+                      options={"elements": list(elements), "seed": seed, "r_max": 4.0})
 
 
 def pair_springs(stiffness_eV_A2: dict, r0_A: dict, cutoff_A: float = 2.6):
@@ -122,3 +143,17 @@ class HarmonicModel:
                                 "forces": r["forces"], "stress": np.zeros(6)}
 
         return _Calc()
+
+
+def write_thermal_case(root, model, material, omega, stable, band=1.0):
+    """A minimal ``<root>/<model>/<material>/thermal.json`` (+ ``bands.json`` unless ``model`` is
+    ``"refs"``) whose values derive from ``omega`` (omega_max, K): what ``summarize`` and the
+    figures read."""
+    d = root / model / material
+    d.mkdir(parents=True, exist_ok=True)
+    rec = {"material": material, "omega_max_K": omega, "dynamically_stable": stable, "min_frequency_THz": 0.0,
+           "temperatures_K": [0.0, 300.0], "entropy_J_per_K_mol": [0.0, omega / 10],
+           "free_energy_kJ_per_mol": [1.0, omega / 100], "heat_capacity_J_per_K_mol": [0.0, omega / 20]}
+    (d / "thermal.json").write_text(json.dumps(rec))
+    if model != "refs":
+        (d / "bands.json").write_text(json.dumps({"band_mae_THz": band}))

@@ -1,4 +1,4 @@
-"""The evaluate stage: MDR protocol, bands, double well, metrics and figures.
+"""The evaluate stage: MDR protocol, bands, double well, relaxation, metrics, summary and CLI.
 
 The end-to-end checks use a *harmonic model* built from the DFT force constants: its
 forces are exactly -Φu, so the MDR pipeline (relaxation, fresh 0.01 Å displacements,
@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import small_mace_model
-from phonft_testdata import HarmonicModel, reference_phonopy
+from phonft_testdata import HarmonicModel, reference_phonopy, small_mace_model, write_thermal_case
 
 
 def test_mdr_pipeline_returns_the_reference_for_the_harmonic_dft_model(references):
@@ -91,30 +90,6 @@ def test_double_well_of_the_harmonic_model_is_the_dft_parabola(references):
     assert rec["model_well_depth_meV_per_cell"] == pytest.approx(-1000 * min(rec["energy_model_eV_per_cell"]))
 
 
-def test_batched_forces_equal_the_ase_loop():
-    from ase.build import bulk
-
-    from phonft.forces import atom_budget_chunks, displaced_forces
-
-    model = small_mace_model(("Si",))
-    rng = np.random.default_rng(0)
-    cells = []
-    for _ in range(5):
-        a = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
-        a.positions += rng.normal(0, 0.02, a.positions.shape)
-        cells.append(a)
-    batched = displaced_forces(model, cells, batch_atoms=128, remove_drift=False, progress=False)
-    calc = model.as_ase_calculator()
-    for a, f in zip(cells, batched):
-        a = a.copy()
-        a.calc = calc
-        np.testing.assert_allclose(f, a.get_forces(), atol=1e-10)
-    drift = displaced_forces(model, cells, batch_atoms=1000, progress=False)
-    np.testing.assert_allclose(drift.mean(axis=1), 0.0, atol=1e-12)
-    assert atom_budget_chunks([64] * 5, 128) == [slice(0, 2), slice(2, 4), slice(4, 5)]
-    assert atom_budget_chunks([300, 10], 128) == [slice(0, 1), slice(1, 2)]
-
-
 def test_relaxation_keeps_symmetry_and_converges():
     from ase.build import bulk
 
@@ -141,24 +116,13 @@ def test_instability_scores_by_hand():
     assert miss.recall == 0.0 and miss.precision is None
 
 
-def _write_case(root, model, material, omega, stable, band=1.0):
-    d = root / model / material
-    d.mkdir(parents=True, exist_ok=True)
-    rec = {"material": material, "omega_max_K": omega, "dynamically_stable": stable, "min_frequency_THz": 0.0,
-           "temperatures_K": [0.0, 300.0], "entropy_J_per_K_mol": [0.0, omega / 10],
-           "free_energy_kJ_per_mol": [1.0, omega / 100], "heat_capacity_J_per_K_mol": [0.0, omega / 20]}
-    (d / "thermal.json").write_text(json.dumps(rec))
-    if model != "refs":
-        (d / "bands.json").write_text(json.dumps({"band_mae_THz": band}))
-
-
 def test_summary_mae_and_improvement_over_base(tmp_path):
     from phonft.evaluate.run import summarize
 
     for m, (dft, base, ft) in {"A": (500.0, 400.0, 450.0), "B": (800.0, 900.0, 820.0)}.items():
-        _write_case(tmp_path, "refs", m, dft, True)
-        _write_case(tmp_path, "base", m, base, m != "B", band=2.0)
-        _write_case(tmp_path, "ft", m, ft, True, band=1.0)
+        write_thermal_case(tmp_path, "refs", m, dft, True)
+        write_thermal_case(tmp_path, "base", m, base, m != "B", band=2.0)
+        write_thermal_case(tmp_path, "ft", m, ft, True, band=1.0)
     summarize("base", "chgnet", ["A", "B"], tmp_path / "base", tmp_path / "refs")
     out = summarize("ft", "x/model.pt", ["A", "B"], tmp_path / "ft", tmp_path / "refs", base_dir=tmp_path / "base",
                     base_name="base", splits={"A": "test", "B": "unseen"})
@@ -196,57 +160,6 @@ def test_double_well_refuses_a_stable_reference(references, tmp_path):
     with pytest.raises(ConfigError, match="dynamically stable"):
         evaluate_double_well("chgnet", references("MgO"), "MgO", tmp_path / "w.json")
     assert not (tmp_path / "w.json").exists()
-
-
-def _png(path):
-    data = path.read_bytes()
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-
-
-def test_figures_from_results(tmp_path):
-    """Every figure kind is drawn from a results/ tree made of the real record formats."""
-    from phonft.evaluate.bands import band_record
-    from phonft.evaluate.run import summarize
-    from phonft.figures import draw_all
-    from phonft.plan import FigureSet
-    from phonft_testdata import REPO
-
-    ev = tmp_path / "evaluate"
-    for m, (dft, base, ft) in {"A": (500.0, 400.0, 450.0), "B": (800.0, 900.0, 820.0)}.items():
-        _write_case(ev, "refs", m, dft, True)
-        _write_case(ev, "base", m, base, m != "B")
-        _write_case(ev, "ft", m, ft, True)
-    from phonft.references import Reference
-
-    Reference.read({"format": "force_sets", "path": "data/dft-phonons/MgO"}, base_dir=REPO).write(tmp_path / "MgO", "MgO")
-    ph = reference_phonopy(tmp_path / "MgO")
-    for model in ("base", "ft"):
-        (ev / model / "A" / "bands.json").write_text(json.dumps({**band_record(ph, ph, npoints=5)}))
-        well = {"qpoint": [0.5, 0.5, 0.5], "dft_frequency_THz": -6.0, "amplitudes_amu_half_A": [-1, 0, 1],
-                "energy_dft_harmonic_eV_per_cell": [-0.07, 0, -0.07], "energy_model_eV_per_cell": [-0.05, 0, -0.05],
-                "model_well_depth_meV_per_cell": 50.0}
-        (ev / model / "A" / "double_well.json").write_text(json.dumps(well))
-    summarize("base", "chgnet", ["A", "B"], ev / "base", ev / "refs")
-    summarize("ft", "x/model.pt", ["A", "B"], ev / "ft", ev / "refs", base_dir=ev / "base", base_name="base")
-    run = tmp_path / "finetune" / "r"
-    run.mkdir(parents=True)
-    pd.DataFrame([{"epoch": e, "train_hessian_mae": 1 / (e + 1), "val_hessian_mae": 1 / (e + 2),
-                   "replay_force_mae": 0.01 * e} for e in range(4)]).to_csv(run / "metrics.csv", index=False)
-    (run / "train.json").write_text(json.dumps({"best_epoch": 2}))
-    figures = FigureSet(models=("base", "ft"), finetuned=("ft",), materials=("A",), double_well=("A",), runs=("r",))
-    written = draw_all(ev, figures, tmp_path / "figures", finetune_dir=tmp_path / "finetune")
-    names = sorted(p.relative_to(tmp_path / "figures").as_posix() for p in written)
-    assert names == ["bands/A.png", "double_well/A.png", "improvement.png", "mdr_parity.png",
-                     "training_curve/r.png"]
-    assert all(_png(p) for p in written)
-
-
-def test_kappa_parity_figure(tmp_path):
-    from phonft.figures import plot_kappa_parity
-
-    out = plot_kappa_parity({"base": [("Si", 120.0, 60.0)], "ft": [("Si", 120.0, 100.0), ("X", 2.0, 3.0)]},
-                            tmp_path / "k.png")
-    assert _png(out)
 
 
 def test_cli_evaluate_mdr_and_summary(references, tmp_path):

@@ -1,4 +1,5 @@
-"""PFT training: gradients, learning, replay, resume, saved models, settings and errors."""
+"""The finetune stage: losses, settings, split, gradients, learning, resume and the held-out
+record."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import small_mace_model
 
-from phonft.errors import ConfigError, InputFileError
+from phonft.errors import ConfigError
 from phonft.finetune import losses
-from phonft.finetune.data import load_phonon_sample, read_replay
-from phonft.finetune.heldout import hessian_mae, model_force_constants
+from phonft.finetune.data import load_phonon_sample
+from phonft.finetune.heldout import hessian_mae, model_force_constants, thermal_record
 from phonft.finetune.objective import (atom_weights, column_weights, phonon_objective, predicted_columns,
                                        reference_columns)
-from phonft.finetune.replay import load_replay_split, pseudo_label_set, write_replay
-from phonft.finetune.settings import LossWeights, ReplaySettings, TrainSettings
+from phonft.finetune.settings import LossWeights, TrainSettings
 from phonft.finetune.trainer import Trainer
+from phonft.io import sha256_file
 from phonft.plan.runs import SplitError, make_split, train_fields
 from phonft.protocols import ReferenceProtocol
+from phonft_testdata import HarmonicModel, small_mace_model
 
 
 def _fc_mae(model, ref_dir, sample):
@@ -159,87 +160,7 @@ def test_short_pft_run_lowers_hessian_mae(references):
     assert after < 0.7 * before, (before, after)
 
 
-# ------------------------------------------------------------------ replay
-
-
-@pytest.fixture(scope="module")
-def si_replay(tmp_path_factory):
-    """Disjoint pseudo-labels for a Si run: Ge, SiC and C (one of them held back), labelled by CHGNet."""
-    from ase.build import bulk
-
-    from phonft.models import load_model
-
-    base = load_model("chgnet", dtype="float64", device="cpu")
-    cells = {"Ge": bulk("Ge", "diamond", 5.66), "SiC": bulk("SiC", "zincblende", 4.36),
-             "C": bulk("C", "diamond", 3.567), "Si-again": bulk("Si", "diamond", 5.43)}
-    settings = ReplaySettings(copies=4, prototypes=False, min_atoms=16, seed=3, val_fraction=0.34)
-    frames, listing = pseudo_label_set(settings, base, {}, cells, ["Si"])
-    out = tmp_path_factory.mktemp("replay") / "replay"
-    write_replay(out, frames, {"kind": "pseudo-label", **listing})
-    return out
-
-
-def test_replay_set_is_a_labelled_extxyz_with_manifest(si_replay):
-    manifest = json.loads((si_replay / "manifest.json").read_text())
-    assert manifest["n_frames"] == 12 and manifest["counts"] == {"train": 8, "val": 4}
-    assert [d["name"] for d in manifest["left_out"]] == ["Si-again"]  # the run's own composition
-    assert len(manifest["sha256"]["replay.extxyz"]) == 64
-    train, val = load_replay_split(si_replay / "replay.extxyz")
-    assert len(train) == 8 and len(val) == 4
-    assert not {s.tag for s in train} & {s.tag for s in val}  # whole structures are held back
-    s = train[0]
-    assert s.forces_eV_A.shape == (len(s.atoms), 3) and s.stress_eV_A3.shape == (3, 3)
-    assert np.abs(s.forces_eV_A).max() > 0.05  # rattled: real forces to learn
-
-
-def test_forgetting_is_measured_against_the_base_model(references, si_replay):
-    """Every epoch scores the held-back replay structures against their labels and against
-    the base model's own predictions (drift). For pseudo-labels the two agree up to the
-    float32 training precision; the base model (epoch 0) has zero drift."""
-    from phonft.models import load_model
-
-    sample = load_phonon_sample(references("Si"), "Si")
-    train, val = load_replay_split(si_replay / "replay.extxyz")
-    settings = TrainSettings(epochs=2, lr=1e-3, replay_steps=2, ema_decay=0.9, replay_batch_atoms=32)
-    res = Trainer(load_model("chgnet", device="cpu"), settings, [sample], [], train, val).fit()
-    base, last = res.metrics[0], res.metrics[-1]
-    assert base["drift_force_mae"] == 0.0 and base["drift_energy_mae"] == 0.0
-    assert base["replay_force_mae"] < 1e-4 and base["replay_stress_mae"] < 1e-5  # float32 vs float64 labels
-    assert last["drift_force_mae"] > 1e-3  # training moved the model...
-    for q in ("energy", "force", "stress"):  # ...and both measures see the same move
-        assert last[f"replay_{q}_mae"] == pytest.approx(last[f"drift_{q}_mae"], rel=0.05, abs=1e-4)
-
-
-def test_bad_replay_files_fail_clearly(tmp_path):
-    bad = tmp_path / "bad.extxyz"
-    bad.write_text("3\nnot an extxyz header\nSi 0 0\n")
-    with pytest.raises(InputFileError, match="bad.extxyz"):
-        read_replay(bad)
-    import ase.io
-    from ase.build import bulk
-
-    unlabeled = tmp_path / "unlabeled.extxyz"
-    ase.io.write(unlabeled, bulk("Si"), format="extxyz")
-    with pytest.raises(InputFileError, match="REF_energy or REF_forces"):
-        read_replay(unlabeled)
-    a = bulk("Si")
-    a.info["REF_energy"] = -10.0
-    a.arrays["REF_forces"] = np.full((2, 3), np.nan)
-    nan = tmp_path / "nan.extxyz"
-    ase.io.write(nan, a, format="extxyz")
-    with pytest.raises(InputFileError, match="non-finite"):
-        read_replay(nan)
-
-
-def test_unknown_element_fails_clearly():
-    from ase.build import bulk
-
-    model = small_mace_model(["Si"])
-    with pytest.raises(ConfigError, match="does not know element"):
-        model.prepare([bulk("NaCl", "rocksalt", 5.6)])
-
-
-# ------------------------------------------------------------------ checkpoints and saved models
+# ------------------------------------------------------------------ checkpoints
 
 
 def test_resume_reaches_the_same_weights(references, tmp_path):
@@ -264,65 +185,20 @@ def test_resume_reaches_the_same_weights(references, tmp_path):
                 checkpoint=ckpt).fit(resume=True)
 
 
-def test_saved_chgnet_loads_in_chgnet_calculator(tmp_path):
-    from ase.build import bulk
-    from chgnet.model import CHGNet
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    from phonft.models import load_model
-
-    model = load_model("chgnet", device="cpu")
-    with torch.no_grad():
-        next(model.module.parameters()).add_(0.01)  # a "fine-tuned" model differs from the shipped one
-    path = tmp_path / "model.pt"
-    model.save(path)
-    atoms = bulk("Si", "diamond", 5.43) * (2, 1, 1)
-    atoms.rattle(0.02, seed=0)
-    atoms.calc = CHGNetCalculator(CHGNet.from_file(str(path)), use_device="cpu")
-    ours = model.predict([atoms])[0]
-    assert atoms.get_potential_energy() == pytest.approx(float(ours["energy"]), abs=1e-4)
-    np.testing.assert_allclose(atoms.get_forces(), ours["forces"], atol=1e-4)
-    again = load_model(str(path), device="cpu")  # the spec of a fine-tuned model is its path
-    assert again.backend == "chgnet"
+# ------------------------------------------------------------------ held-out phonons
 
 
-def test_saved_mace_loads_in_mace_calculator(tmp_path):
-    from ase.build import bulk
-    from mace.calculators import MACECalculator
-
-    from phonft.models import load_model
-
-    model = small_mace_model(["Si"], "float64")
-    path = tmp_path / "model.pt"
-    model.save(path)
-    atoms = bulk("Si", "diamond", 5.43) * (2, 1, 1)
-    atoms.rattle(0.02, seed=0)
-    atoms.calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
-    ours = model.predict([atoms])[0]
-    assert atoms.get_potential_energy() == pytest.approx(float(ours["energy"]), abs=1e-8)
-    np.testing.assert_allclose(atoms.get_forces(), ours["forces"], atol=1e-8)
-    assert load_model(str(path), device="cpu").backend == "mace"
-
-
-def test_model_selection_keeps_the_best_epoch_within_the_forgetting_budget(references, si_replay):
-    """An epoch whose drift on the held-back replay frames exceeds ``max_drift`` is never kept;
-    the base model (epoch 0, zero drift) always is a candidate."""
-    from phonft.finetune.settings import DriftBudget
-    from phonft.models import load_model
-
-    budget = DriftBudget(energy_eV_atom=0.002, force_eV_A=0.01)
-    assert budget.allows({"drift_energy_mae": 0.002, "drift_force_mae": 0.01})
-    assert not budget.allows({"drift_energy_mae": 0.0021, "drift_force_mae": 0.0})
-    assert not budget.allows({"drift_energy_mae": 0.0, "drift_force_mae": float("nan")})
-    assert budget.allows({"val_loss": 1.0})  # no held-back frames: no bound
-    assert DriftBudget(energy_eV_atom=None, force_eV_A=None).allows({"drift_energy_mae": 1.0, "drift_force_mae": 1.0})
-    assert TrainSettings.from_dict({"max_drift": {"force_eV_A": None}}).max_drift == DriftBudget(force_eV_A=None)
-
-    sample = load_phonon_sample(references("Si"), "Si")
-    train, val = load_replay_split(si_replay / "replay.extxyz")
-    for bound, kept in ((1e-9, 0), (None, 1)):  # no val structures: the last epoch within the budget
-        settings = TrainSettings(epochs=1, lr=1e-3, replay_steps=1, replay_batch_atoms=32,
-                                 max_drift=DriftBudget(energy_eV_atom=None, force_eV_A=bound))
-        res = Trainer(load_model("chgnet", device="cpu"), settings, [sample], [], train, val).fit()
-        assert res.metrics[1]["drift_force_mae"] > 1e-9
-        assert res.best_epoch == kept
+def test_heldout_phonons_of_the_harmonic_dft_model_are_the_reference(references):
+    """finetune's held-out record: DFT displacements, shared force evaluation, the reference's fc2."""
+    ref_dir = references("MgO")
+    model = HarmonicModel(ref_dir)
+    rec = thermal_record(model, ref_dir, "MgO", ReferenceProtocol())
+    ref = json.loads((ref_dir / "thermal.json").read_text())
+    assert model.calls == 1  # both displaced supercells (64 atoms each) in one batch
+    assert rec["hessian_mae_eV_A2"] < 1e-10
+    assert rec["omega_max_K"] == pytest.approx(ref["omega_max_K"], rel=1e-9)
+    assert rec["reference"] == {"thermal.json": sha256_file(ref_dir / "thermal.json"),
+                                "fc2.hdf5": sha256_file(ref_dir / "fc2.hdf5"),
+                                "protocol_digest": ref["protocol_digest"]}
+    assert list(rec)[:5] == ["material", "kind", "synthetic", "model", "omega_max_K"]
+    assert set(ref) - {"source"} <= set(rec) and rec["kind"] == "model"

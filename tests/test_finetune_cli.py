@@ -103,12 +103,3 @@ def test_finetune_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown key 'epochs'" in capsys.readouterr().err
 
 
-def test_finetune_actions_are_the_rule_names():
-    """`phonft finetune <action>` is what rule `finetune_<action>` runs: subcommands, like evaluate's."""
-    from phonft.cli import build_parser
-    from phonft.plan import SETTINGS
-
-    stages = next(a for a in build_parser()._actions if a.dest == "command").choices
-    for stage in ("finetune", "evaluate"):
-        actions = next(a for a in stages[stage]._actions if a.dest == "action").choices
-        assert {f"{stage}_{a.replace('-', '_')}" for a in actions} == {r for r in SETTINGS if r.startswith(stage)}

@@ -118,23 +118,6 @@ def test_every_rule_settings_decode(files):
             decoders.get(action, lambda s: None)(value)
 
 
-def test_protocol_from_dict_is_the_one_decoder():
-    from phonft.finetune.settings import REPLAY_WEIGHTS, TrainSettings
-    from phonft.protocols import ReferenceProtocol
-
-    p = ReferenceProtocol.from_dict({"temperatures_K": [0, 300], "mesh": 100})
-    assert p.temperatures_K == (0.0, 300.0) and isinstance(p.temperatures_K[0], float) and p.mesh == 100.0
-    assert p.digest() == ReferenceProtocol(temperatures_K=(0.0, 300.0)).digest()
-    assert ReferenceProtocol.from_dict({"mesh": [20, 20, 20]}).mesh == (20, 20, 20)
-    t = TrainSettings.from_dict({"replay_weights": {"stress": 1}, "phonon_weights": None,
-                                 "model_options": {"seed": 1, "elements": ["Si", "O"]}})
-    assert t.replay_weights.stress == 1.0 and t.replay_weights.forces == REPLAY_WEIGHTS.forces
-    assert t.phonon_weights == TrainSettings().phonon_weights
-    assert t.model_options == (("elements", ("Si", "O")), ("seed", 1)) and t.options["seed"] == 1
-    with pytest.raises(ConfigError, match=r"references: unknown setting 'nac'; known: .*use_nac"):
-        ReferenceProtocol.from_dict({"nac": True})
-
-
 def test_displacement_settings_fold_in_the_material(demo):
     from phonft.protocols import DisplacementProtocol
 

@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from phonft.errors import InputFileError  # noqa: E402
 from phonft.io import atomic_write_bytes, read_json  # noqa: E402
 from phonft.plan.figures import FigureSet, figure_list  # noqa: E402
 
@@ -41,6 +42,15 @@ STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.font
 
 MDR_PANELS = [("omega_max_K", r"$\omega_\mathrm{max}$", "K"), ("S_300K", "S at 300 K", "J/K/mol"),
               ("F_300K", "F at 300 K", "kJ/mol"), ("C_V_300K", r"$C_V$ at 300 K", "J/K/mol")]
+
+
+def _result(path: Path) -> Path:
+    """``path``, or an :class:`InputFileError` when that results file, which a figure is
+    drawn from, does not exist."""
+    if not path.is_file():
+        raise InputFileError(path, "is missing.", "run the evaluate (and finetune) stages first, or point "
+                                                  "--evaluate / --finetune at their results.")
+    return path
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
@@ -92,7 +102,7 @@ def training_curve_from_run(run_dir: str | os.PathLike, path: str | os.PathLike)
     import pandas as pd
 
     run_dir = Path(run_dir)
-    metrics = pd.read_csv(run_dir / "metrics.csv").replace({np.nan: None}).to_dict("records")
+    metrics = pd.read_csv(_result(run_dir / "metrics.csv")).replace({np.nan: None}).to_dict("records")
     train = read_json(run_dir / "train.json") if (run_dir / "train.json").is_file() else {}
     return plot_training_curve(metrics, path, title=f"fine-tuning run {run_dir.name}",
                                best_epoch=train.get("best_epoch"))
@@ -272,22 +282,24 @@ def draw_all(evaluate_dir: str | os.PathLike, figures: FigureSet, out_dir: str |
 
     ``figures`` names the models (folders of ``evaluate_dir``), the fine-tuned ones (the
     improvement chart), the materials, double wells and runs; the list of figures, and so
-    the ``figures`` rule's outputs, comes from the planner alone.
+    the ``figures`` rule's outputs, comes from the planner alone. A results file a figure
+    needs that does not exist raises :class:`~phonft.errors.InputFileError` naming it.
     """
     import pandas as pd
 
     evaluate_dir, out_dir = Path(evaluate_dir), Path(out_dir)
-    summaries = {m: read_json(evaluate_dir / m / "summary.json") for m in figures.models}
+    summaries = {m: read_json(_result(evaluate_dir / m / "summary.json")) for m in figures.models}
     written = []
     for fig in figure_list(figures):
         path = out_dir / fig.relpath
         if fig.kind == "mdr_parity":
-            written.append(plot_mdr_parity({m: pd.read_csv(evaluate_dir / m / "mdr.csv") for m in figures.models},
-                                           path))
+            tables = {m: pd.read_csv(_result(evaluate_dir / m / "mdr.csv")) for m in figures.models}
+            written.append(plot_mdr_parity(tables, path))
         elif fig.kind == "improvement":
             written.append(plot_improvement({m: summaries[m] for m in figures.finetuned}, path))
         elif fig.kind in ("bands", "double_well"):
-            records = {m: read_json(evaluate_dir / m / fig.subject / f"{fig.kind}.json") for m in figures.models}
+            records = {m: read_json(_result(evaluate_dir / m / fig.subject / f"{fig.kind}.json"))
+                       for m in figures.models}
             draw = plot_bands if fig.kind == "bands" else plot_double_well
             written.append(draw(records, fig.subject, path))
         elif fig.kind == "training_curve":

@@ -20,7 +20,7 @@ Imaginary modes are decided by Matbench Discovery's rule on the q-mesh frequenci
 
 Everything here is float64 numpy, with no phono3py and no I/O, so that it can be checked
 against Matbench Discovery's ``matbench_discovery.metrics.phonons`` on identical inputs
-(``tests/test_kappa.py``).
+(``tests/test_evaluate_kappa.py``).
 """
 
 from __future__ import annotations

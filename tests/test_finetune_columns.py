@@ -1,5 +1,5 @@
-"""Hessian columns: HVP against finite differences, phonopy, the full autograd Hessian,
-batching, and column sampling."""
+"""The finetune stage's Hessian columns: HVP against finite differences, phonopy, the full
+autograd Hessian, batching, and column sampling."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from conftest import small_mace_model
 
 from phonft.finetune.columns import fd_columns, hvp_columns, sample_columns
 from phonft.finetune.data import load_phonon_sample
+from phonft_testdata import small_mace_model
 
 
 def _fd_column(model, atoms, j, b, h):

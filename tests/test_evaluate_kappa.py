@@ -1,4 +1,5 @@
-"""Kappa SRME (Matbench Discovery phonondb-v1): metrics, kappa103 data, DFT and model sides.
+"""The evaluate stage's kappa SRME (Matbench Discovery phonondb-v1): metrics, kappa103 data,
+DFT and model sides.
 
 The metric checks compare with numbers produced by Matbench Discovery's own
 ``matbench_discovery.metrics.phonons`` (``calc_kappa_metrics_from_dfs``,
@@ -22,7 +23,7 @@ from ase import Atoms
 from phonft.errors import ConfigError, InputFileError, NetworkError
 from phonft.evaluate import kappa as K
 from phonft.evaluate import srme as S
-from phonft_testdata import DFT, SHARED
+from phonft_testdata import SHARED
 
 KAPPA103 = SHARED / "kappa103"
 needs_kappa103 = pytest.mark.skipif(not (KAPPA103 / K.KAPPA103_FILES["kappas"]).is_file(),
@@ -453,13 +454,9 @@ def test_kappa103_ids_action_writes_the_planned_subset(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def si_params(tmp_path_factory) -> Path:
+def si_params(si_fc3) -> Path:
     """phono3py_params.yaml of the vendored Si-PBE-fc3 data, written by phonft's reader."""
-    from phonft.references import Reference
-
-    out = tmp_path_factory.mktemp("kappa-ref") / "Si-PBE-fc3"
-    Reference.read({"format": "phono3py", "path": str(DFT / "Si-PBE-fc3")}).write(out, "Si-PBE-fc3")
-    return out / "phono3py_params.yaml"
+    return si_fc3[1] / "phono3py_params.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -475,14 +472,31 @@ def test_task_from_phono3py_params(si_params):
     assert task.primitive_matrix == ((0.0, 0.5, 0.5), (0.5, 0.0, 0.5), (0.5, 0.5, 0.0))
 
 
-def test_dft_si_kappa_matches_phono3py_readme(si_params):
+def test_dft_si_kappa_matches_phono3py_readme(si_kappa_11):
     """phono3py's README: 119.5 W/m-K at 300 K on 11x11x11 with `phono3py-load --br`, i.e.
     the particle-like (Peierls-Boltzmann) RTA conductivity without isotope scattering."""
-    task = K.task_from_phono3py_params(si_params, "Si-PBE-fc3", q_mesh=(11, 11, 11))
-    rec = K.dft_kappa(si_params, task, K.KappaProtocol(conductivity_type="particle", is_isotope=False))
+    rec = si_kappa_11
     assert rec["status"] == "ok", rec["error"]
+    assert np.sum(rec["mode_weights"]) == 11**3
     assert rec["kappa_tot_avg_W_mK"][0] == pytest.approx(119.5, abs=0.3)
     assert rec["kappa_c_W_mK"][0][:3] == [0.0, 0.0, 0.0]
+
+
+def test_written_force_constants_are_the_ones_kappa_uses(si_fc3):
+    """The references folder's fc3.hdf5 and fc2.hdf5 (full format) are the force constants
+    the DFT kappa run builds from the folder's phono3py_params.yaml, so they give the same
+    119.5 W/m-K without a second 11x11x11 run."""
+    from phono3py.file_IO import read_fc2_from_hdf5, read_fc3_from_hdf5
+
+    from phonft.evaluate.kappa.phono3py_steps import produce_fc3
+    from phonft.phonopy_files import load_phono3py_yaml
+
+    _, out = si_fc3
+    ph3 = load_phono3py_yaml(out / "phono3py_params.yaml")
+    produce_fc3(ph3, K.KappaProtocol())
+    np.testing.assert_allclose(read_fc3_from_hdf5(out / "fc3.hdf5"), ph3.fc3, rtol=0, atol=1e-10)  # eV/Å³
+    fc2 = read_fc2_from_hdf5(out / "fc2.hdf5")  # eV/Å², (64, 64, 3, 3)
+    np.testing.assert_allclose(fc2[ph3.phonon_primitive.p2s_map], ph3.fc2, rtol=0, atol=1e-10)
 
 
 def test_dft_record_format(si_dft_coarse, tmp_path):
@@ -524,7 +538,7 @@ def test_dft_task_mismatch_is_an_error(si_params):
 
 
 def _small_si_model():
-    from conftest import small_mace_model
+    from phonft_testdata import small_mace_model
 
     return small_mace_model(("Si",), dtype="float64", seed=0)
 
@@ -593,7 +607,7 @@ def test_failing_model_gives_failed_record(si_dft_coarse):
 
 def test_unknown_element_fails_the_material_not_the_run(si_dft_coarse):
     task, _ = si_dft_coarse
-    from conftest import small_mace_model
+    from phonft_testdata import small_mace_model
 
     model = small_mace_model(("C",), dtype="float64")
     rec = K.model_kappa(model, task, progress=False)

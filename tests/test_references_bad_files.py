@@ -1,5 +1,6 @@
-"""Every reader, given a truncated or corrupt file, raises InputFileError naming the file,
-and the CLI exits with status 2 without writing anything under results/."""
+"""The references stage on bad files: every reader, given a truncated or corrupt file,
+raises InputFileError naming the file, and the CLI exits with status 2 without writing
+anything under results/."""
 
 from __future__ import annotations
 

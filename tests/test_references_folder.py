@@ -1,10 +1,7 @@
-"""One references loader, one drift removal, one thermal.json builder (issue 15, item 3).
-
-A written ``results/references/<m>/`` folder is read back only by
-:class:`~phonft.references.folder.ReferenceFolder`; drift removal is only
-:func:`phonft.phonons.remove_drift`; every ``thermal.json`` (reference, held-out model,
-evaluated model) is built by :func:`phonft.phonons.thermal_json_record`. The "old" dicts
-below are the literals the three former copies built, so the records stay identical.
+"""A written ``results/references/<m>/`` folder, read back only by
+:class:`~phonft.references.folder.ReferenceFolder`: round trip, private phonopy copies,
+broken folders, and the reference's thermal.json record (the "old" dict below is the
+literal the former copy built, so the record stays identical).
 """
 
 from __future__ import annotations
@@ -17,9 +14,7 @@ import pytest
 
 from phonft.errors import InputFileError
 from phonft.io import sha256_file
-from phonft.phonons import remove_drift, thermal_json_record
-from phonft.protocols import ReferenceProtocol
-from phonft_testdata import REPO, HarmonicModel
+from phonft_testdata import REPO
 
 
 @pytest.fixture(scope="module")
@@ -133,20 +128,6 @@ def test_a_broken_folder_is_a_one_line_cli_error(mgo, tmp_path, capsys):
     assert not (tmp_path / "ev").exists()
 
 
-def test_remove_drift_is_what_every_former_copy_computed():
-    rng = np.random.default_rng(3)
-    forces = rng.normal(size=(4, 10, 3)) + rng.normal(size=(4, 1, 3))  # a drift per supercell
-    before = forces.copy()
-    out = remove_drift(forces)
-    np.testing.assert_array_equal(forces, before)  # a new array; the input is kept
-    np.testing.assert_array_equal(out, before - before.mean(axis=1, keepdims=True))  # readers, engine, forces
-    in_place = before.copy()
-    in_place -= in_place.mean(axis=1, keepdims=True)  # finetune/heldout's former spelling
-    np.testing.assert_array_equal(out, in_place)
-    np.testing.assert_allclose(out.sum(axis=1), 0.0, atol=1e-12)
-    np.testing.assert_allclose(out[:, 1:] - out[:, :1], before[:, 1:] - before[:, :1], atol=1e-12)  # a shift only
-
-
 def test_reference_thermal_record_is_the_former_literal(mgo):
     from phonft.references.reference import _portable
 
@@ -169,32 +150,3 @@ def test_reference_thermal_record_is_the_former_literal(mgo):
         **ref.protocol.record(),
     }
     assert list(ref.thermal_record("MgO").items()) == list(old.items())  # same keys, same order, same values
-
-
-def test_model_thermal_record_is_the_former_literal():
-    protocol = ReferenceProtocol(temperatures_K=(0.0, 300.0))
-    summary = {"omega_max_K": 512.5, "dynamically_stable": True, "entropy_J_per_K_mol": [0.0, 31.2]}
-    details = {"hessian_mae_eV_A2": 0.05, "reference": {"thermal.json": "ab", "fc2.hdf5": "cd",
-                                                        "protocol_digest": "ef"}}
-    rec = thermal_json_record("Si", "model", summary, protocol, identity={"model": "chgnet"}, details=details)
-    old = {"material": "Si", "kind": "model", "synthetic": False, "model": "chgnet", **summary, **details,
-           "has_fc3": False, **protocol.record()}
-    assert list(rec.items()) == list(old.items())
-
-
-def test_heldout_phonons_of_the_harmonic_dft_model_are_the_reference(references):
-    """finetune's held-out record: DFT displacements, shared force evaluation, the reference's fc2."""
-    from phonft.finetune.heldout import thermal_record
-
-    ref_dir = references("MgO")
-    model = HarmonicModel(ref_dir)
-    rec = thermal_record(model, ref_dir, "MgO", ReferenceProtocol())
-    ref = json.loads((ref_dir / "thermal.json").read_text())
-    assert model.calls == 1  # both displaced supercells (64 atoms each) in one batch
-    assert rec["hessian_mae_eV_A2"] < 1e-10
-    assert rec["omega_max_K"] == pytest.approx(ref["omega_max_K"], rel=1e-9)
-    assert rec["reference"] == {"thermal.json": sha256_file(ref_dir / "thermal.json"),
-                                "fc2.hdf5": sha256_file(ref_dir / "fc2.hdf5"),
-                                "protocol_digest": ref["protocol_digest"]}
-    assert list(rec)[:5] == ["material", "kind", "synthetic", "model", "omega_max_K"]
-    assert set(ref) - {"source"} <= set(rec) and rec["kind"] == "model"
