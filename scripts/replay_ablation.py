@@ -45,6 +45,12 @@ def run_row(run: str, results: Path, split: str) -> dict:
 
 
 def _replay_label(protocol: dict, manifest: dict) -> str:
+    budget = protocol.get("max_drift") or {}
+    suffix = "" if any(v is not None for v in budget.values()) else " (no forgetting budget)"
+    return _replay_kind(protocol, manifest) + suffix
+
+
+def _replay_kind(protocol: dict, manifest: dict) -> str:
     if not protocol["replay_steps"]:
         return "none"
     if manifest.get("kind") == "upstream":
@@ -74,7 +80,8 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", default=["chgnet-pft-noreplay", "chgnet-pft-training", "chgnet-pft",
+    ap.add_argument("--runs", nargs="+", default=["chgnet-pft-noreplay-unbounded", "chgnet-pft-noreplay",
+                                                  "chgnet-pft-training", "chgnet-pft",
                                                   "chgnet-pft-fd", "chgnet-pft-upstream"])
     ap.add_argument("--results", default="results")
     ap.add_argument("--split", default="test", help="which split role's MAEs to report (test, val, unseen)")
