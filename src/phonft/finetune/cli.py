@@ -80,11 +80,18 @@ def _device(a: argparse.ArgumentParser) -> None:
     a.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
 
+def _run_inputs(a: argparse.ArgumentParser, out_help: str) -> None:
+    """The arguments of the actions that read a run's split and references."""
+    a.add_argument("--split", required=True, help="the run's split.json")
+    a.add_argument("--references", default="results/references", help="references root (default results/references)")
+    a.add_argument("--out", required=True, help=out_help)
+    _device(a)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="phonon fine-tuning (PFT) with replay co-training",
                        description="Fine-tune a foundation MLIP so that its Hessian matches DFT force constants.")
     actions = p.add_subparsers(dest="action", required=True, metavar="<action>")
-    refs = {"default": "results/references", "help": "references root (default results/references)"}
 
     a = _action(actions, "split", "seeded train / validation / test split of a run's materials", cmd_split,
                 RUN_SETTINGS)
@@ -92,21 +99,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     a = _action(actions, "replay", "the replay set: upstream data, or the offline pseudo-label set", cmd_replay,
                 REPLAY_SETTINGS)
-    a.add_argument("--split", required=True, help="the run's split.json")
-    a.add_argument("--references", **refs)
+    _run_inputs(a, "output replay folder")
     a.add_argument("--cache-dir", help="download cache for upstream data (default: $PHONFT_CACHE or ~/.cache/phonft)")
-    a.add_argument("--out", required=True, help="output replay folder")
-    _device(a)
 
     a = _action(actions, "train", "PFT + replay co-training; --resume continues a killed run", cmd_train,
                 RUN_SETTINGS)
-    a.add_argument("--split", required=True, help="the run's split.json")
-    a.add_argument("--references", **refs)
+    _run_inputs(a, "the run's folder (model.pt, train.json, metrics.csv)")
     a.add_argument("--replay", help="replay folder holding replay.extxyz")
-    a.add_argument("--out", required=True, help="the run's folder (model.pt, train.json, metrics.csv)")
     a.add_argument("--resume", action="store_true", help="continue from the run's checkpoint if there is one")
     a.add_argument("--stop-after", type=int, help="stop after this many epochs (to test --resume)")
-    _device(a)
 
     a = _action(actions, "heldout", "a model's thermal.json and Hessian MAE on one reference material (float64)",
                 cmd_heldout, HELDOUT_SETTINGS, run=False)
