@@ -144,7 +144,7 @@ def test_kappa103_quick_plan():
 
 def test_replay_ablation_plan():
     plan = Plan(load_config("replay-ablation.yaml"))
-    runs = {"chgnet-pft-noreplay", "chgnet-pft-training", "chgnet-pft-fd", "chgnet-pft"}
+    runs = {"chgnet-pft-noreplay", "chgnet-pft-noreplay-unbounded", "chgnet-pft-training", "chgnet-pft-fd", "chgnet-pft"}
     assert set(plan.runs) == runs and set(plan.models) == {"chgnet"} | runs
     assert {m.base for m in plan.models.values()} == {None, "chgnet"} and plan.models["chgnet"].run in runs
     assert set(plan.figure_set().finetuned) == runs and not plan.kappa_enabled
