@@ -104,7 +104,9 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         model.check_elements(s.atoms, f"material '{s.material}'")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoints" / settings.digest() / "last.pt"
-    trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt)
+    kind = (_maybe_json(Path(replay_dir) / "manifest.json") or {}).get("kind") if replay_dir else None
+    trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt,
+                      dft_labels=kind == "upstream")
     t0 = time.perf_counter()
     result = trainer.fit(resume=resume, stop_after=stop_after)
     seconds = time.perf_counter() - t0

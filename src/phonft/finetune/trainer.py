@@ -107,7 +107,8 @@ class Trainer:
 
     def __init__(self, model: Model, settings: TrainSettings, train: Sequence[PhononSample],
                  val: Sequence[PhononSample], replay_train: Sequence[ReplaySample] = (),
-                 replay_val: Sequence[ReplaySample] = (), checkpoint: str | Path | None = None):
+                 replay_val: Sequence[ReplaySample] = (), checkpoint: str | Path | None = None,
+                 dft_labels: bool = False):
         if not train:
             raise ConfigError("the training split holds no phonon structures")
         self.model, self.settings = model, settings
@@ -117,6 +118,7 @@ class Trainer:
             raise ConfigError("replay_steps > 0 but the replay set is empty. Fix: give upstream data, "
                               "build the pseudo-label set, or set replay_steps: 0.")
         self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.dft_labels = dft_labels  # replay labels are DFT (upstream), not the base model's
         self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
         self.params = apply_strategy(model, settings.strategy, settings.frozen)
         self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -241,7 +243,7 @@ class Trainer:
             row = {"epoch": 0, "steps": 0, **self.validate(), "lr": s.lr, "seconds": 0.0}
             row["seconds"] = time.perf_counter() - t0
             metrics.append(row)
-            best = self._consider(best, row, 0)
+            best = self._consider(best, row, 0, row)
             log.info("epoch 0 (base model): %s", _fmt(row))
         n_batches = len(self.epoch_plan(1)[1])
         bar = tqdm(total=s.epochs * n_batches, initial=(start - 1) * n_batches, desc="finetune", unit="step",
@@ -257,7 +259,7 @@ class Trainer:
                    **self.validate_ema(), "lr": self.optimizer.param_groups[0]["lr"]}
             row["seconds"] = time.perf_counter() - t0
             metrics.append(row)
-            best = self._consider(best, row, epoch)
+            best = self._consider(best, row, epoch, metrics[0])
             log.info("epoch %d: %s", epoch, _fmt(row))
             if self.checkpoint:
                 atomic_torch_save(self._state(epoch, best, metrics), self.checkpoint)
@@ -266,15 +268,17 @@ class Trainer:
         return TrainResult(best_epoch=best["epoch"], best_val_loss=best["val_loss"], metrics=metrics,
                            resumed_from=resumed_from, state=best["state"])
 
-    def _consider(self, best: dict[str, Any], row: dict[str, float], epoch: int) -> dict[str, Any]:
+    def _consider(self, best: dict[str, Any], row: dict[str, float], epoch: int, base: dict[str, float]
+                  ) -> dict[str, Any]:
         """Keep the EMA weights of the epoch with the lowest phonon validation loss.
 
-        Only epochs within the forgetting budget (``settings.max_drift``, drift on the
-        held-back replay frames) are candidates; epoch 0 (the base model) is one. Without
-        validation structures, the last epoch within the budget is kept.
+        Only epochs within the forgetting budget (``settings.max_drift`` on the held-back
+        replay frames, against the base model's metrics row ``base``) are candidates;
+        epoch 0 (the base model) is one. Without validation structures, the last epoch
+        within the budget is kept.
         """
         val = row.get("val_loss", float("nan"))
-        if not self.settings.max_drift.allows(row):
+        if not self.settings.max_drift.allows(row, base, self.dft_labels):
             log.info("epoch %d is outside the forgetting budget %s: not a candidate", epoch,
                      self.settings.max_drift.as_dict())
             return best
