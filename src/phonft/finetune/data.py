@@ -30,7 +30,6 @@ class PhononSample:
     fc2_eV_A2: np.ndarray
     distances_A: np.ndarray
     independent_atoms: np.ndarray
-    energy_eV: float | None = None
     forces_eV_A: np.ndarray | None = None
     stress_eV_A3: np.ndarray | None = None
 

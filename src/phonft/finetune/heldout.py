@@ -1,8 +1,8 @@
 """Phonons of a model on a reference material: force constants, thermal.json, Hessian MAE.
 
 The model is evaluated in float64 on the reference's own displaced supercells (same
-supercell, same displacements as the DFT data) by the evaluate stage's batched force
-evaluation (:func:`phonft.forces.set_model_forces`), with the force drift removed as
+supercell, same displacements as the DFT data) by the batched force evaluation that
+evaluate uses too (:func:`phonft.forces.set_model_forces`), with the force drift removed as
 ``phonopy -f`` does; force constants and the summary then follow the references'
 protocol, so the resulting ``thermal.json`` has exactly the references' keys, plus the
 Hessian MAE against the DFT force constants.

@@ -96,14 +96,21 @@ def label(structures: Sequence[Atoms], model: Model, batch_size: int = 4) -> lis
         results += model.predict(structures[start:start + batch_size], batch_size=batch_size, stress=True)
     out = []
     for atoms, res in zip(structures, results):
-        a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
-        a.info["REF_energy"] = float(res["energy"])
-        if "stress" in res:
-            a.info["REF_stress"] = np.asarray(res["stress"], dtype=float).reshape(9)
-        a.arrays["REF_forces"] = np.asarray(res["forces"], dtype=float)
+        a = with_labels(Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True),
+                        res["energy"], res["forces"], res.get("stress"))
         a.info.update({k: v for k, v in atoms.info.items() if k in ("config_type", "replay_split")})
         out.append(a)
     return out
+
+
+def with_labels(atoms: Atoms, energy_eV: float, forces_eV_A, stress_eV_A3=None) -> Atoms:
+    """``atoms`` carrying the replay labels ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and,
+    when given, ``REF_stress`` (eV/Å³, 3x3 flattened row-major), as :func:`write_replay` writes them."""
+    atoms.info["REF_energy"] = float(energy_eV)
+    if stress_eV_A3 is not None:
+        atoms.info["REF_stress"] = np.asarray(stress_eV_A3, dtype=float).reshape(9)
+    atoms.arrays["REF_forces"] = np.asarray(forces_eV_A, dtype=float)
+    return atoms
 
 
 def disjoint_pool(settings: ReplaySettings, references: dict[str, Atoms], exclude: Iterable[str],
@@ -209,11 +216,7 @@ def upstream_frames(path: Path, keys: dict[str, str], max_frames: int | None, se
     val = held_out_groups(eligible, val_fraction, seed)
     frames = []
     for s, g in zip(chosen, groups):
-        a = s.atoms.copy()
-        a.info["REF_energy"] = s.energy_eV
-        a.arrays["REF_forces"] = s.forces_eV_A
-        if s.stress_eV_A3 is not None:
-            a.info["REF_stress"] = s.stress_eV_A3.reshape(9)
+        a = with_labels(s.atoms.copy(), s.energy_eV, s.forces_eV_A, s.stress_eV_A3)
         a.info["config_type"] = s.tag or "upstream"
         a.info["replay_group"] = g
         a.info["replay_split"] = "val" if g in val else "train"

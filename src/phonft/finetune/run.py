@@ -104,9 +104,9 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         model.check_elements(s.atoms, f"material '{s.material}'")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoints" / settings.digest() / "last.pt"
-    kind = (_maybe_json(Path(replay_dir) / "manifest.json") or {}).get("kind") if replay_dir else None
+    manifest = _manifest_summary(Path(replay_dir) / "manifest.json") if replay_dir else None
     trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt,
-                      dft_labels=kind == "upstream")
+                      dft_labels=(manifest or {}).get("kind") == "upstream")
     t0 = time.perf_counter()
     result = trainer.fit(resume=resume, stop_after=stop_after)
     seconds = time.perf_counter() - t0
@@ -133,7 +133,7 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         "base": result.metrics[0],
         "forgetting": forgetting_record(result.metrics[0], _row_of(result.metrics, result.best_epoch),
                                         len(replay_val)),
-        "replay_manifest": _maybe_json(Path(replay_dir) / "manifest.json"),
+        "replay_manifest": manifest,
         "checkpoint": str(ckpt),
         **settings.record(),
     }
@@ -182,7 +182,8 @@ def forgetting_record(base: dict[str, float], kept: dict[str, float], n_frames: 
             "units": {"energy": "eV/atom", "force": "eV/Å", "stress": "eV/Å³"}}
 
 
-def _maybe_json(path: Path) -> dict[str, Any] | None:
+def _manifest_summary(path: Path) -> dict[str, Any] | None:
+    """What train.json records of the replay set's manifest (None when there is none)."""
     if not path.is_file():
         return None
     data = json.loads(path.read_text())

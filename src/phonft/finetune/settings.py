@@ -154,7 +154,7 @@ class TrainSettings(Protocol):
         if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1:
             raise ConfigError("columns_per_structure, epochs and batch_atoms must be positive")
         if self.phonon_weights.energy > 0:
-            # load_phonon_sample never fills PhononSample.energy_eV: the term could not act.
+            # A PhononSample has no energy (references hold force constants): the term could not act.
             raise ConfigError(f"finetune.runs.<run>.phonon_weights.energy is {self.phonon_weights.energy:g}, but "
                               "phonon samples carry no energy label (the references hold force constants, not "
                               "total energies). Fix: set it to 0; energies are fitted through replay_weights.energy.")
@@ -209,5 +209,3 @@ class ReplaySettings(Protocol):
             raise ConfigError(f"replay.structures must be one of {REPLAY_STRUCTURES}, not {self.structures!r}")
         if self.copies < 1 or not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError("replay.copies must be positive and replay.val_fraction in [0, 1)")
-        if isinstance(self.materials, list):
-            object.__setattr__(self, "materials", tuple(self.materials))
