@@ -1,5 +1,8 @@
 """phonopy and phono3py yaml files in phonopy's VASP units (a leaf module).
 
+Every yaml file is parsed with PyYAML's safe loader (:func:`safe_yaml`) before phonopy or
+phono3py, whose own parser would run code named in the file, reads it.
+
 Loading a (possibly compressed) phonopy or phono3py yaml and normalising it to Å and eV/Å
 is needed both by the structures stage (the unit cell of a reference) and by the
 references stage's readers (:mod:`phonft.references.readers`), so it lives here. Any
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +38,7 @@ def reading(path: str | os.PathLike, what: str, fix: str | None = None) -> Itera
     except InputFileError:
         raise
     except (Exception, SystemExit) as exc:  # phonopy's CLI helpers may sys.exit()
-        detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split()).rstrip(":")  # one line
         raise InputFileError(
             path,
             f"could not be read as {what} ({detail}); the file may be truncated or corrupt.",
@@ -60,6 +64,47 @@ def decompressed(path: Path) -> Iterator[Path]:
         with reading(path, f"{path.suffix[1:]}-compressed text"):
             plain.write_text(read_text(path), encoding="utf-8")
         yield plain
+
+
+# --------------------------------------------------------------------------- safe yaml
+
+
+def _tag_refused(blamed: Path, exc: Exception) -> InputFileError:
+    """The error for a yaml tag that PyYAML's safe loader has no constructor for."""
+    problem = str(getattr(exc, "problem", "") or exc)
+    found = re.search(r"tag '([^']*)'", problem)
+    tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else problem
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark is not None else ""
+    return InputFileError(
+        blamed,
+        f"holds the YAML tag '{tag}'{where}, which could run code when phonopy or phono3py "
+        "reads the file; phonft refuses it.",
+        "remove the tag: phonopy and phono3py files hold only plain data (numbers, strings, lists, "
+        "mappings); do not use files from untrusted sources.",
+    )
+
+
+def safe_yaml(path: str | os.PathLike, blamed: str | os.PathLike | None = None,
+              what: str = "a YAML file") -> Any:
+    """Parse a (possibly compressed) yaml file with PyYAML's safe loader.
+
+    phonopy and phono3py parse yaml with the unsafe ``yaml.CLoader``, which runs code
+    named by ``!!python/...`` tags; every file handed to them is parsed here first, with the
+    same libyaml parser, so that a file with any tag beyond plain data is refused before
+    they see it. Errors name ``blamed`` (default ``path``), e.g. the user's compressed file
+    rather than its decompressed copy.
+    """
+    import yaml
+
+    blamed = Path(blamed if blamed is not None else path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with reading(blamed, what):
+        text = read_text(path)
+        try:
+            return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        except yaml.constructor.ConstructorError as exc:
+            raise _tag_refused(blamed, exc) from exc
 
 
 # --------------------------------------------------------------------------- units
@@ -128,8 +173,10 @@ def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
     import phonopy
 
     require_file(path)
-    with decompressed(path) as plain, reading(path, "a phonopy yaml"):
-        ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
+    with decompressed(path) as plain:
+        safe_yaml(plain, blamed=path, what="a phonopy yaml")
+        with reading(path, "a phonopy yaml"):
+            ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
     return ph
 
 
@@ -138,8 +185,10 @@ def load_phono3py_yaml(path: Path) -> Any:
     import phono3py
 
     path = require_file(Path(path))
-    with decompressed(path) as plain, reading(path, "a phono3py yaml"):
-        ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
+    with decompressed(path) as plain:
+        safe_yaml(plain, blamed=path, what="a phono3py yaml")
+        with reading(path, "a phono3py yaml"):
+            ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
     if (ph3.calculator or "vasp") != "vasp":
         raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
     return ph3

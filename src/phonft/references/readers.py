@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from phonopy import Phonopy
 from phonopy.interface.calculator import get_calc_dataset
 
@@ -33,6 +32,7 @@ from phonft.phonopy_files import (
     normalised_phonopy,
     reading,
     require_file,
+    safe_yaml,
     vasp_unit_nac,
 )
 
@@ -243,8 +243,7 @@ def read_mdr(path: str | os.PathLike) -> RawReference:
     ``source_values`` for comparison.
     """
     path = require_file(Path(path))
-    with reading(path, "an MDR phonon yaml"):
-        raw = yaml.load(read_text(path), Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader)
+    raw = safe_yaml(path, what="an MDR phonon yaml")
     if not isinstance(raw, dict):
         raise InputFileError(path, "is not a YAML mapping.", "use an MDR phonon yaml(.bz2) file.")
     missing = [k for k in ("unit_cell", "supercell_matrix", "displacements", *MDR_THERMAL_KEYS) if k not in raw]
