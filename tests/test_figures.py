@@ -32,7 +32,8 @@ def test_figures_from_results(tmp_path, references):
         well = {"qpoint": [0.5, 0.5, 0.5], "dft_frequency_THz": -6.0, "amplitudes_amu_half_A": [-1, 0, 1],
                 "energy_dft_harmonic_eV_per_cell": [-0.07, 0, -0.07], "energy_model_eV_per_cell": [-0.05, 0, -0.05],
                 "model_well_depth_meV_per_cell": 50.0}
-        (ev / model / "A" / "double_well.json").write_text(json.dumps(well))
+        (ev / model / "double_well").mkdir()
+        (ev / model / "double_well" / "A.json").write_text(json.dumps(well))
     summarize("base", "chgnet", ["A", "B"], ev / "base", ev / "refs")
     summarize("ft", "x/model.pt", ["A", "B"], ev / "ft", ev / "refs", base_dir=ev / "base", base_name="base")
     run = tmp_path / "finetune" / "r"

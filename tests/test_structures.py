@@ -47,12 +47,15 @@ def test_mp_id_without_key_is_a_clear_error(monkeypatch, chdir_tmp, capsys):
 def test_mdr_id_offline_is_a_clear_error(tmp_path):
     with pytest.raises(NetworkError, match="mp-149.*could not download"):
         fetch_mdr("mp-149", "mp-149", tmp_path, url_template="http://127.0.0.1:9/{mdr_id}.yaml.bz2")
-    assert not any((tmp_path / "mdr").glob("*"))  # nothing half-downloaded
+    assert not any(p.is_file() for p in (tmp_path / "mdr").rglob("*"))  # nothing half-downloaded
 
 
 def test_mdr_id_from_cache(tmp_path, repo):
-    (tmp_path / "mdr").mkdir()
-    (tmp_path / "mdr" / "mp-149.yaml.bz2").write_bytes((MDR / "mp-149.yaml.bz2").read_bytes())
+    from phonft.cache import cache_path
+
+    cached = cache_path(tmp_path, "mdr", "http://127.0.0.1:9/mp-149", "mp-149.yaml.bz2")  # keyed by the URL
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes((MDR / "mp-149.yaml.bz2").read_bytes())
     atoms, prov, mdr_file = load_structure("mp-149", {"structure": {"mdr_id": "mp-149"}}, repo, cache_dir=tmp_path,
                                            mdr_url="http://127.0.0.1:9/{mdr_id}")
     assert prov["kind"] == "mdr" and mdr_file.is_file() and len(atoms) == 8

@@ -298,8 +298,8 @@ def draw_all(evaluate_dir: str | os.PathLike, figures: FigureSet, out_dir: str |
         elif fig.kind == "improvement":
             written.append(plot_improvement({m: summaries[m] for m in figures.finetuned}, path))
         elif fig.kind in ("bands", "double_well"):
-            records = {m: read_json(_result(evaluate_dir / m / fig.subject / f"{fig.kind}.json"))
-                       for m in figures.models}
+            rel = f"{fig.subject}/bands.json" if fig.kind == "bands" else f"double_well/{fig.subject}.json"
+            records = {m: read_json(_result(evaluate_dir / m / rel)) for m in figures.models}
             draw = plot_bands if fig.kind == "bands" else plot_double_well
             written.append(draw(records, fig.subject, path))
         elif fig.kind == "training_curve":

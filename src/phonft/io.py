@@ -15,8 +15,11 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,11 +73,137 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=_json_default) + "\n"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename)."""
-    path = Path(path)
+# --------------------------------------------------------------------------- temporaries
+
+_RUN_START_S = time.time()
+"""When this process imported the module: temporaries without a writer tag older than
+this were left by an earlier run."""
+_MKSTEMP_CHARS = r"[a-z0-9_]{8}"
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>`` of this process, safe in a file name (hostname reduced to [A-Za-z0-9_])."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _temp_prefix(target: Path) -> str:
+    """Prefix of a temporary sibling of ``target``: ``.<name>.<host>-<pid>.``."""
+    return f".{target.name}.{_writer_tag()}."
+
+
+def _old_name(target: Path) -> Path:
+    """Where :func:`atomic_directory` parks the previous ``target`` during the swap."""
+    return target.with_name(f".{target.name}.old-{_writer_tag()}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _is_stale(entry: Path, tag: str | None) -> bool:
+    """Whether a temporary of a killed writer: tagged by a dead process of this host, or
+    untagged (an older phonft) and older than this run. Other hosts' entries are kept."""
+    if tag is None:
+        with contextlib.suppress(FileNotFoundError):
+            return entry.lstat().st_mtime < _RUN_START_S
+        return False
+    host, _, pid = tag.rpartition("-")
+    mine_host, _, mine_pid = _writer_tag().rpartition("-")
+    return host == mine_host and pid != mine_pid and not _pid_alive(int(pid))
+
+
+def clean_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the hidden temporaries that killed writers of ``target`` left beside it.
+
+    Those are ``.<name>.<host>-<pid>.XXXXXXXX.tmp`` files or folders and
+    ``.<name>.old-<host>-<pid>`` folders whose writer process is dead (on this host), and
+    untagged ones (``.<name>.XXXXXXXX.tmp``, ``.<name>.old-<pid>``, written by earlier
+    phonft versions) older than the current run. A live writer's temporaries, and those
+    of writers on other hosts (a shared file system), are left alone. Returns what was removed.
+    """
+    target = Path(target)
+    name = re.escape(target.name)
+    tagged = re.compile(rf"^\.{name}\.(?:old-)?(?P<tag>[A-Za-z0-9_]+-\d+)(?:\.{_MKSTEMP_CHARS}\.tmp)?$")
+    untagged = re.compile(rf"^\.{name}\.(?:{_MKSTEMP_CHARS}(?:\.tmp)?|old-\d+)$")
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.iterdir():
+        m = tagged.match(entry.name)
+        if (m and _is_stale(entry, m["tag"])) or (not m and untagged.match(entry.name) and _is_stale(entry, None)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``/proc``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _temp_file(path: Path) -> tuple[int, str]:
+    """A temporary sibling of ``path`` (stale ones cleaned first), mode ``0666 & ~umask``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600
+    return fd, tmp
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; on success fsync it and rename it
+    into place (then fsync the folder); on any exception remove it and leave ``path`` as it was."""
+    path = Path(path)
+    fd, tmp = _temp_file(path)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename, fsync the folder).
+
+    The file gets the permissions of a plain ``open`` (``0666 & ~umask``).
+    """
+    path = Path(path)
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -85,6 +214,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
     return path
 
 
@@ -103,15 +233,19 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     """Build a folder in a temporary sibling and move it to ``final`` only on success.
 
     On any exception the temporary folder is removed and ``final`` is left exactly as it
-    was (absent, or holding the previous complete result).
+    was (absent, or holding the previous complete result). The folder gets the permissions
+    of a plain ``mkdir`` (``0777 & ~umask``); temporaries of killed writers of ``final``
+    are removed first (:func:`clean_stale_temporaries`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    clean_stale_temporaries(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
         yield tmp
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            old = _old_name(final)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -120,20 +254,14 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _fsync_dir(final.parent)
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    """``torch.save`` to a temporary file beside ``path``, fsync it, then rename it into place."""
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

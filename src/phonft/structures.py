@@ -26,7 +26,7 @@ import numpy as np
 import spglib
 from ase import Atoms
 
-from phonft.cache import default_cache_dir, download
+from phonft.cache import check_sha256, default_cache_dir, fetch
 from phonft.errors import ConfigError, InputFileError, NetworkError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
 
@@ -89,11 +89,17 @@ def fetch_mp(material: str, mp_id: str) -> tuple[Atoms, dict[str, Any]]:
     return check_periodic(atoms, mp_id), {"kind": "mp", "mp_id": mp_id}
 
 
-def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = MDR_URL_TEMPLATE) -> Path:
-    """Return the cached MDR file for ``mdr_id``, downloading it when missing."""
-    dest = Path(cache_dir) / "mdr" / f"{mdr_id}.yaml.bz2"
-    if not dest.is_file():
-        download(material, url_template.format(mdr_id=mdr_id), dest)
+def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = MDR_URL_TEMPLATE,
+              sha256: str | None = None) -> Path:
+    """Return the cached MDR file for ``mdr_id``, downloading it when missing.
+
+    The cache is keyed by the full URL (``<cache_dir>/mdr/<url key>/<id>.yaml.bz2``, see
+    :mod:`phonft.cache`); with ``sha256`` the file must have that digest. MDR publishes no
+    checksums, so none is pinned.
+    """
+    dest = fetch(material, url_template.format(mdr_id=mdr_id), cache_dir, "mdr",
+                 sha256=check_sha256(sha256, f"material '{material}': structure.sha256"),
+                 name=f"{mdr_id}.yaml.bz2")
     try:
         with bz2.open(dest, "rb") as fh:
             while fh.read(1 << 20):
@@ -147,7 +153,8 @@ def load_structure(
         atoms, prov = fetch_mp(material, src["mp_id"])
         return atoms, prov, None
     if "mdr_id" in src:
-        mdr_file = fetch_mdr(material, src["mdr_id"], Path(cache_dir or default_cache_dir()), mdr_url)
+        mdr_file = fetch_mdr(material, src["mdr_id"], Path(cache_dir or default_cache_dir()), mdr_url,
+                             src.get("sha256"))
         atoms, _ = unitcell_from_reference({"format": "mdr", "path": str(mdr_file)}, base)
         return atoms, {"kind": "mdr", "mdr_id": src["mdr_id"], "url": mdr_url.format(mdr_id=src["mdr_id"]),
                        "sha256": sha256_file(mdr_file)}, mdr_file

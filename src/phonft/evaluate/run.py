@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from phonft.evaluate.mdr import MDRProtocol, ModelPhonons
-from phonft.io import atomic_write_json, atomic_write_text
+from phonft.io import atomic_directory, atomic_write_json, atomic_write_text
 from phonft.references.folder import ReferenceFolder
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,15 @@ DOUBLE_WELL_AMPLITUDES = np.linspace(-10.0, 10.0, 41)
 def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str, out_dir: str | os.PathLike, *,
                       protocol: MDRProtocol | None = None, device: str = "auto",
                       options: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
-    """Write ``thermal.json`` and ``bands.json`` of ``model_spec`` on ``material`` into ``out_dir``."""
+    """Write ``thermal.json`` and ``bands.json`` of ``model_spec`` on ``material`` into ``out_dir``.
+
+    The folder is written whole (:func:`~phonft.io.atomic_directory`): both files or, on any
+    failure, the folder as it was. It is replaced, so it may hold only these files.
+    """
     from phonft.evaluate.bands import band_record
     from phonft.models import load_model
 
+    out_dir = check_replaceable(out_dir, MATERIAL_FILES, "evaluate mdr")
     protocol = protocol or MDRProtocol()
     ref = ReferenceFolder.load(ref_dir)
     model = load_model(model_spec, dtype="float64", device=device, options=options)
@@ -34,13 +39,35 @@ def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str
     thermal = {**result.thermal_record(), **provenance}
     bands = {"material": material, "model": model_spec, **band_record(result.phonon, result.reference, protocol.band_npoints),
              **provenance, **protocol.record()}
-    out_dir = Path(out_dir)
-    atomic_write_json(out_dir / "bands.json", bands)
-    atomic_write_json(out_dir / "thermal.json", thermal)
+    with atomic_directory(out_dir) as tmp:
+        atomic_write_json(tmp / "bands.json", bands)
+        atomic_write_json(tmp / "thermal.json", thermal)
     log.info("%s with %s: omega_max %.1f K (DFT %.1f), band MAE %.3f THz, stable=%s", material, model_spec,
              thermal["omega_max_K"], ref.thermal["omega_max_K"], bands["band_mae_THz"],
              thermal["dynamically_stable"])
     return thermal
+
+
+MATERIAL_FILES = ("thermal.json", "bands.json")
+"""What :func:`evaluate_material` writes into a material's folder."""
+_LEGACY_FILES = ("double_well.json",)
+"""Files that earlier layouts kept in a material's folder; replacing them is expected."""
+
+
+def check_replaceable(folder: str | os.PathLike, owned: tuple[str, ...], action: str) -> Path:
+    """``folder``, when it is absent or holds only ``owned`` files (an earlier result), so
+    that replacing it whole loses nothing else; else a :class:`ConfigError`."""
+    from phonft.errors import ConfigError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{action}: --out {folder} is a file, not a folder. Fix: give a folder path.")
+    other = sorted(p.name for p in folder.iterdir() if p.name not in (*owned, *_LEGACY_FILES)
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    if other:
+        raise ConfigError(f"{action}: --out {folder} holds other files ({', '.join(other[:5])}), and the folder is "
+                          f"replaced whole. Fix: give a new or empty folder, e.g. results/evaluate/<model>/<material>.")
+    return folder
 
 
 def evaluate_double_well(model_spec: str, ref_dir: str | os.PathLike, material: str, out: str | os.PathLike, *,

@@ -68,17 +68,21 @@ def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references:
 
 
 def _upstream_file(upstream: dict[str, Any], cache_dir: Path) -> Path:
+    """``upstream.file``, or ``upstream.url`` downloaded into the cache; either is checked
+    against ``upstream.sha256`` when given."""
+    from phonft.cache import check_sha256, fetch
+
+    sha256 = check_sha256(upstream.get("sha256"), "upstream.sha256")
     if upstream.get("file"):
         path = Path(upstream["file"])
         if not path.is_file():
             raise InputFileError(path, "(upstream replay data) does not exist.",
                                  "fix upstream.file, or remove it to use the offline pseudo-label set.")
+        if sha256 is not None and (digest := sha256_file(path)) != sha256:
+            raise InputFileError(path, f"has SHA-256 {digest}, not upstream.sha256 {sha256}.",
+                                 "give the file the digest belongs to, or correct upstream.sha256.")
         return path
-    from phonft.cache import download
-
-    url = upstream["url"]
-    dest = cache_dir / "upstream" / Path(url.split("?")[0]).name
-    return dest if dest.is_file() else download("upstream", url, dest)
+    return fetch("upstream", upstream["url"], cache_dir, "upstream", sha256=sha256)
 
 
 def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,

@@ -11,7 +11,9 @@ Hessian-vector products by autograd. The native format is the pickled module tha
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,13 +27,38 @@ MACE_MP_NAMES = ("small", "medium", "large", "small-0b", "medium-0b", "small-0b2
                  "mace-matpes-pbe-0", "mace-matpes-r2scan-0", "mh-1")
 
 
+_NO_WEIGHTS_ONLY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+
+
+@contextlib.contextmanager
+def unsafe_torch_load_default() -> Iterator[None]:
+    """Let ``torch.load`` calls without ``weights_only`` unpickle, for this block only.
+
+    Under torch>=2.6, ``torch.load`` defaults to ``weights_only=True``. e3nn 0.4.4 loads its
+    ``constants.pt`` at import without saying ``weights_only``, which then fails; mace works
+    round this by setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` for the whole process when
+    imported (so mace must be imported before e3nn). Importing mace inside this block keeps
+    that switch to the import: the variable is restored to its previous state (unset, or
+    its old value) afterwards, so every later ``torch.load`` keeps torch's safe default.
+    """
+    before = os.environ.get(_NO_WEIGHTS_ONLY)
+    os.environ[_NO_WEIGHTS_ONLY] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_NO_WEIGHTS_ONLY, None)
+        else:
+            os.environ[_NO_WEIGHTS_ONLY] = before
+
+
 def _import_mace():
-    """Import mace before e3nn (e3nn 0.4.4 alone fails under torch>=2.6)."""
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    import mace  # noqa: F401
-    import mace.data
-    import mace.modules
-    import mace.tools
+    """Import mace, then e3nn through it, with torch's unsafe load default scoped to the import."""
+    with unsafe_torch_load_default():
+        import mace  # noqa: F401
+        import mace.data
+        import mace.modules
+        import mace.tools
 
     return mace
 
@@ -79,7 +106,8 @@ class MACEModel(Model):
         from phonft.errors import NetworkError
 
         _import_mace()
-        from mace.calculators.foundations_models import download_mace_mp_checkpoint
+        with unsafe_torch_load_default():  # mace.calculators sets the process-wide switch again
+            from mace.calculators.foundations_models import download_mace_mp_checkpoint
 
         try:
             path = download_mace_mp_checkpoint(name)

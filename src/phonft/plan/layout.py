@@ -15,7 +15,8 @@ the rules' patterns and the planner's concrete targets::
                                      model.pt, train.json, metrics.csv,
                                      checkpoints/<digest>/last.pt,
                                      heldout/{base,finetuned}/<m>/thermal.json
-        evaluate/<model>/            <m>/{thermal,bands,double_well}.json, kappa/<m>.json,
+        evaluate/<model>/            <m>/{thermal,bands}.json (one folder, written whole),
+                                     double_well/<m>.json, kappa/<m>.json,
                                      kappa103/<mp-id>.json, mdr.csv, summary.json
         figures/                     see :mod:`phonft.plan.figures`
         benchmarks/<job>.tsv         Snakemake's timing of each job (see :data:`JOBS`)
@@ -32,7 +33,7 @@ VARIANTS = ("base", "finetuned")
 MODEL_FILE = "model.pt"
 """The fine-tuned model's file name in its run folder (its backend's native format)."""
 
-RESERVED_MATERIALS = ("kappa", "kappa103", "kappa103-ids")
+RESERVED_MATERIALS = ("kappa", "kappa103", "kappa103-ids", "double_well")
 """Names a material may not take: folders beside the materials in evaluate/<model>/, or the
 kappa103 id list's name in references/ and logs/references/."""
 
@@ -65,7 +66,7 @@ FILES = {
     "mdr_dir": "evaluate/{model}/{material}",
     "mdr": "evaluate/{model}/{material}/thermal.json",
     "bands": "evaluate/{model}/{material}/bands.json",
-    "double_well": "evaluate/{model}/{material}/double_well.json",
+    "double_well": "evaluate/{model}/double_well/{material}.json",
     "kappa": "evaluate/{model}/kappa/{material}.json",
     "kappa103": "evaluate/{model}/kappa103/{mp_id}.json",
     "mdr_csv": "evaluate/{model}/mdr.csv",

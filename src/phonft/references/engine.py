@@ -28,7 +28,15 @@ KNOWN_CALCULATORS = {
 
 
 def make_calculator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
-    """An ASE calculator from a short name (``emt``) or ``module:Class``."""
+    """An ASE calculator from a short name (``emt``) or ``module:Class``.
+
+    ``module:Class`` imports ``module``, which runs its code: name only modules you trust.
+    ``Class`` must be an ASE calculator class (a subclass of
+    ``ase.calculators.calculator.BaseCalculator``, e.g. of ``Calculator``); anything else
+    (a function, ``os:system``) is refused before it is called.
+    """
+    from ase.calculators.calculator import BaseCalculator
+
     target = KNOWN_CALCULATORS.get(name.lower(), name)
     if ":" not in target:
         raise ConfigError(
@@ -38,9 +46,17 @@ def make_calculator(name: str, kwargs: dict[str, Any] | None = None) -> Any:
     module, cls = target.split(":", 1)
     try:
         factory = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"cannot import engine calculator '{target}': {exc}") from exc
-    return factory(**(kwargs or {}))
+    if not (isinstance(factory, type) and issubclass(factory, BaseCalculator)):
+        raise ConfigError(f"engine calculator '{target}' is a {type(factory).__name__}, not an ASE calculator "
+                          "class. Fix: name a subclass of ase.calculators.calculator.Calculator, "
+                          "e.g. 'ase.calculators.emt:EMT'.")
+    try:
+        return factory(**(kwargs or {}))
+    except TypeError as exc:
+        raise ConfigError(f"engine calculator '{target}' does not take calculator_kwargs "
+                          f"{sorted(kwargs or {})} ({exc}). Fix: correct calculator_kwargs.") from exc
 
 
 def run_engine(disp_yaml: str | Path, calculator: str, kwargs: dict[str, Any] | None = None) -> RawReference:

@@ -46,6 +46,11 @@ def _has_files(folder: Path) -> bool:
     return all((folder / f).is_file() for f in (KAPPA103_FILES["structures"], KAPPA103_FILES["kappas"]))
 
 
+def _cache_verified(folder: Path) -> bool:
+    """Whether the cache holds every kappa103 file with its pinned SHA-256."""
+    return all((folder / f).is_file() and sha256_file(folder / f) == KAPPA103_SHA256[f] for f in KAPPA103_SHA256)
+
+
 def kappa103_dir(data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
                  download: bool = True) -> Path:
     """The folder holding the kappa103 files.
@@ -53,7 +58,9 @@ def kappa103_dir(data_dir: str | os.PathLike | None = None, cache_dir: str | os.
     Looked up in this order: ``data_dir``; ``$PHONFT_KAPPA103_DIR``; ``../shared/data/kappa103``
     (beside the working directory, then beside the repository); the download cache
     ``cache_dir/kappa103`` (default ``$PHONFT_CACHE`` or ``~/.cache/phonft``), downloading
-    the files there when ``download`` (GPL-3 data: never copied into the repository).
+    the files there when ``download`` (GPL-3 data: never copied into the repository). Cached
+    files are checked against :data:`KAPPA103_SHA256` on every use and fetched again when
+    they differ.
     """
     for given, what in ((data_dir, "the kappa103 folder given"), (os.environ.get(KAPPA103_ENV), f"${KAPPA103_ENV}")):
         if given:
@@ -70,10 +77,10 @@ def kappa103_dir(data_dir: str | os.PathLike | None = None, cache_dir: str | os.
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = folder / "kappa103"
-    if not _has_files(folder):
+    if not _cache_verified(folder):  # a changed or damaged cached file is fetched again
         if not download:
-            raise InputFileError(folder, "holds no kappa103 files.", "allow the download, or set "
-                                 f"${KAPPA103_ENV} to a folder with them.")
+            raise InputFileError(folder, "holds no kappa103 files with the pinned SHA-256 values.",
+                                 f"allow the download, or set ${KAPPA103_ENV} to a folder with them.")
         download_kappa103(folder)
     return folder
 
