@@ -166,7 +166,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     a = _action(actions, "double-well", "energy along the most unstable DFT mode: model vs DFT harmonic",
                 cmd_double_well, MDR_SETTINGS)
-    _material_args(a, " (DFT-unstable)", "output double_well.json")
+    _material_args(a, " (DFT-unstable)", "output JSON (results/evaluate/<model>/double_well/<material>.json)")
 
     a = _action(actions, "kappa-reference", "DFT per-mode kappa of a vendored fc3 reference (phono3py)",
                 cmd_kappa_reference, KAPPA_REFERENCE_SETTINGS, model=False)
