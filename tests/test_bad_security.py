@@ -258,3 +258,17 @@ def test_cached_kappa103_files_are_checked_on_use(tmp_path: Path, monkeypatch: p
         (folder / name).write_text("a changed file")
     with pytest.raises(InputFileError, match="pinned SHA-256"):
         K.kappa103_dir(cache_dir=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("stray", ["BORN", "FORCE_SETS"])
+def test_phonopy_never_reads_companion_files_from_the_working_directory(stray, tmp_path, monkeypatch):
+    """phonopy.load falls back to BORN / FORCE_SETS / FORCE_CONSTANTS in the current folder
+    when the yaml lacks them: MgB2 read from inside NaCl's DFT folder took NaCl's files.
+    phonft loads in an empty folder, so only the files the config names count."""
+    from phonft.phonopy_files import load_phonopy_yaml
+
+    (tmp_path / stray).write_bytes((DFT / "NaCl" / stray).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    ph = load_phonopy_yaml(DFT / "MgB2" / "phonopy_disp.yaml")
+    assert ph.nac_params is None
+    assert "forces" not in ph.dataset["first_atoms"][0]

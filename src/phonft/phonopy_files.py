@@ -168,14 +168,28 @@ def vasp_unit_nac(nac_params: dict) -> dict:
 # --------------------------------------------------------------------------- loaders
 
 
+@contextlib.contextmanager
+def _empty_cwd() -> Iterator[None]:
+    """Run phonopy's loaders in an empty folder.
+
+    With no force or NAC data in the yaml, ``phonopy.load`` falls back to ``BORN``,
+    ``FORCE_SETS``, ``FORCE_CONSTANTS`` and ``force_constants.hdf5`` in the *current
+    directory*: a run started in another material's DFT folder would quietly take its
+    files. phonft passes every companion file explicitly, so the loaders see none.
+    """
+    with tempfile.TemporaryDirectory(prefix="phonft-load-") as tmp, contextlib.chdir(tmp):
+        yield
+
+
 def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
     """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure."""
     import phonopy
 
-    require_file(path)
+    path = require_file(Path(path))
     with decompressed(path) as plain:
+        plain = plain.resolve()
         safe_yaml(plain, blamed=path, what="a phonopy yaml")
-        with reading(path, "a phonopy yaml"):
+        with reading(path, "a phonopy yaml"), _empty_cwd():
             ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
     return ph
 
@@ -186,8 +200,9 @@ def load_phono3py_yaml(path: Path) -> Any:
 
     path = require_file(Path(path))
     with decompressed(path) as plain:
+        plain = plain.resolve()
         safe_yaml(plain, blamed=path, what="a phono3py yaml")
-        with reading(path, "a phono3py yaml"):
+        with reading(path, "a phono3py yaml"), _empty_cwd():
             ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
     if (ph3.calculator or "vasp") != "vasp":
         raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
