@@ -98,11 +98,21 @@ def test_forces_of_another_atom_order(tmp_path):
 
 
 def test_vasprun_of_another_structure(tmp_path):
-    """MgO vasprun.xml files with the NaCl displacements: the lattices differ."""
+    """MgO vasprun.xml files with the NaCl displacements: other atoms; or, with the atoms
+    renamed, another lattice."""
     line = assert_clean_failure(_args({"format": "vasprun", "path": NACL,
                                        "files": [str(DFT / "MgO" / "vaspruns.tar.lzma")]}),
-                                cwd=tmp_path, message="lattice")
-    assert "vaspruns.tar.lzma" in line and "vasprun.xml-001" in line
+                                cwd=tmp_path, message="computed for another structure")
+    assert "vaspruns.tar.lzma" in line and "vasprun.xml-001" in line and "Mg32O32" in line
+    with tarfile.open(DFT / "MgO" / "vaspruns.tar.lzma") as tar:
+        tar.extractall(tmp_path / "mgo", filter="data")
+    renamed = []
+    for n in ("001", "002"):
+        text = (tmp_path / "mgo" / "vaspruns" / f"vasprun.xml-{n}").read_text()
+        renamed.append(tmp_path / f"vasprun.xml-{n}")
+        renamed[-1].write_text(text.replace("<c>Mg</c>", "<c>Na</c>").replace("<c>O </c>", "<c>Cl</c>"))
+    assert_clean_failure(_args({"format": "vasprun", "path": NACL, "files": [str(p) for p in renamed]}),
+                         cwd=tmp_path, message="has a lattice that differs")
 
 
 # ------------------------------------------------------------------ force files in the wrong order
@@ -171,7 +181,8 @@ def test_every_vendored_force_set_passes_the_checks(tmp_path):
     every format (the vasprun position check runs inside the reader)."""
     from phonft.phonons import produce_force_constants
     from phonft.protocols import ReferenceProtocol
-    from phonft.references.plausibility import check_force_directions, onsite_stiffness_eV
+    from phonft.references.plausibility import (ImplausibleForces, check_force_directions, check_force_units,
+                                                onsite_stiffness_eV)
     from phonft.references.reference import read_reference
     from phonft.specs import resolve
 
@@ -181,7 +192,10 @@ def test_every_vendored_force_set_passes_the_checks(tmp_path):
         raw = read_reference(resolve(spec))
         check_force_directions(raw.phonon.dataset, Path(name))
         fc2 = produce_force_constants(raw.phonon, ReferenceProtocol())
-        assert 5.0 < onsite_stiffness_eV(raw.phonon, fc2).value_eV < 500.0, name
+        assert 15.0 < onsite_stiffness_eV(raw.phonon, fc2).value_eV < 150.0, name  # eV
+        check_force_units(raw.phonon, fc2, 300.0, Path(name))
+        with pytest.raises(ImplausibleForces, match="meV/Å"):  # forces, hence fc2, 1000 times too large
+            check_force_units(raw.phonon, fc2 * 1e3, 300.0, Path(name))
 
 
 # ------------------------------------------------------------------ property tests: readers and force checks
@@ -214,7 +228,7 @@ def test_force_sets_reader_on_damaged_text(tmp_path, data):
         assert forces.shape == (2, 64, 3) and np.isfinite(forces).all()
 
 
-@FAST
+@settings(FAST, max_examples=6)
 @given(scale=st.floats(1e-3, 1e3), seed=st.integers(0, 2**16))
 def test_force_sets_round_trip(tmp_path, scale, seed):
     """Any finite forces written by phonopy's write_FORCE_SETS are read back unchanged (to the
@@ -230,6 +244,27 @@ def test_force_sets_round_trip(tmp_path, scale, seed):
     write_FORCE_SETS(ds, filename=str(tmp_path / "FORCE_SETS"))
     raw = read_force_sets(DFT / "NaCl" / "phonopy_disp.yaml", tmp_path / "FORCE_SETS")
     np.testing.assert_allclose(raw.phonon.forces, forces, rtol=0, atol=1e-9)
+
+
+@settings(FAST, max_examples=6)
+@given(order=st.permutations(range(6)))
+def test_vasprun_reader_on_any_file_order(tmp_path, order):
+    """ZnO's six vasprun.xml files in any order: read when in order, else an error naming the
+    first misplaced file and the displacement it holds."""
+    from phonft.references.readers import read_vasprun
+
+    if not (tmp_path / "vaspruns").is_dir():
+        with tarfile.open(DFT / "ZnO" / "vaspruns.tar.lzma") as tar:
+            tar.extractall(tmp_path, filter="data")
+    files = [tmp_path / "vaspruns" / f"vasprun.xml-{i + 1:03d}" for i in order]
+    if list(order) == sorted(order):
+        assert np.asarray(read_vasprun(DFT / "ZnO" / "phonopy_disp.yaml", files).phonon.forces).shape == (6, 32, 3)
+        return
+    k = next(i for i, j in enumerate(order) if i != j)
+    with pytest.raises(InputFileError, match=f"displacement {k + 1} but holds the supercell of displacement "
+                                             f"{order[k] + 1}") as err:
+        read_vasprun(DFT / "ZnO" / "phonopy_disp.yaml", files)
+    assert err.value.path == str(files[k])
 
 
 def _harmonic_set(seed: int, natom: int) -> dict:
@@ -281,3 +316,17 @@ def test_on_implausible_values():
     assert resolve({"format": "force_sets", "path": NACL, "on_implausible": "warn"}).on_implausible == "warn"
     with pytest.raises(SpecError, match="on_implausible"):
         resolve({"format": "force_sets", "path": NACL, "on_implausible": True})
+
+
+def test_on_implausible_schema_agrees_with_the_spec():
+    """The schema's enum and stated default are the spec's (no schema default: an omitted key
+    leaves the reference block, and so the rule's settings, as they were)."""
+    import yaml
+
+    from phonft.specs import ON_IMPLAUSIBLE, ReferenceSpec
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    key = schema["properties"]["materials"]["additionalProperties"]["properties"]["reference"]["properties"][
+        "on_implausible"]
+    assert key["enum"] == list(ON_IMPLAUSIBLE) and "default" not in key
+    assert f"Default {ReferenceSpec('mdr').on_implausible}:" in " ".join(key["description"].split())
