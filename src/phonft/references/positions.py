@@ -81,7 +81,7 @@ def _structure_problem(found: PhonopyAtoms, expected: PhonopyAtoms, disp_yaml: P
 
 def _elements(cell: PhonopyAtoms) -> list[str]:
     """The element of each atom (a symbol like ``Fe1`` or ``Na_pv`` without its suffix)."""
-    return [re.match(r"[A-Z][a-z]?", s).group(0) if re.match(r"[A-Z][a-z]?", s) else s for s in cell.symbols]
+    return [(re.match(r"[A-Z][a-z]?", s) or re.match(".*", s)).group(0) for s in cell.symbols]
 
 
 def _formula(cell: PhonopyAtoms) -> str:
