@@ -22,16 +22,22 @@ phono3py       ``path``: phono3py_params.yaml(.xz), or a folder with
 engine         ``calculator`` (+ ``calculator_kwargs``): an ASE calculator computes the
                forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
 =============  =====================================================================
+
+Every format also takes ``on_implausible``: ``error`` (the default) or ``warn``, what the
+references stage does when the forces fail its plausibility checks (wrong unit, forces not
+of the displacement set; :mod:`phonft.references.plausibility`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 FORMATS = ("phonopy_yaml", "force_sets", "vasprun", "qe", "mdr", "phono3py", "engine")
+ON_IMPLAUSIBLE = ("error", "warn")
+"""Values of a reference's ``on_implausible`` key; the first is the default."""
 
 
 class SpecError(ValueError):
@@ -50,6 +56,7 @@ class ReferenceSpec:
     forces_fc3: Path | None = None
     calculator: str | None = None
     calculator_kwargs: dict[str, Any] = field(default_factory=dict)
+    on_implausible: str = ON_IMPLAUSIBLE[0]  # error, or warn: implausible forces are logged, not refused
 
     @property
     def inputs(self) -> list[Path]:
@@ -69,6 +76,15 @@ def _abs(base: Path, p: str | os.PathLike) -> Path:
 
 def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> ReferenceSpec:
     """Resolve a config ``reference`` mapping against ``base_dir`` (the workflow root)."""
+    resolved = _resolve_files(spec, base_dir)
+    on_implausible = spec.get("on_implausible", ON_IMPLAUSIBLE[0])
+    if on_implausible not in ON_IMPLAUSIBLE:
+        raise SpecError(f"reference key 'on_implausible' must be one of {', '.join(ON_IMPLAUSIBLE)}, "
+                        f"not {on_implausible!r}")
+    return replace(resolved, on_implausible=on_implausible)
+
+
+def _resolve_files(spec: dict[str, Any], base_dir: str | os.PathLike) -> ReferenceSpec:
     if not isinstance(spec, dict) or "format" not in spec:
         raise SpecError("a reference needs a 'format' key, one of: " + ", ".join(FORMATS))
     fmt = spec["format"]

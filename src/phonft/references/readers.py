@@ -4,7 +4,10 @@ Every reader returns a :class:`RawReference`: a :class:`phonopy.Phonopy` object 
 phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces, plus a
 :class:`phono3py.Phono3py` object where third-order data exist. Readers never write files.
 Any problem with an input (missing, truncated, corrupt, inconsistent) is raised as an
-:class:`~phonft.errors.InputFileError` naming the file. Loading phonopy/phono3py yaml files
+:class:`~phonft.errors.InputFileError` naming the file; vasprun.xml files must hold the
+displaced supercells of their displacements (:mod:`phonft.references.positions`). Whether the
+forces are plausible (unit, directions) is checked by the caller,
+:meth:`phonft.references.Reference.read` (:mod:`phonft.references.plausibility`). Loading phonopy/phono3py yaml files
 and converting them to VASP units is :mod:`phonft.phonopy_files`.
 """
 
@@ -26,6 +29,7 @@ from phonopy.interface.calculator import get_calc_dataset
 from phonft.errors import InputFileError
 from phonft.io import COMPRESSED_SUFFIXES, read_text
 from phonft.phonons import remove_drift
+from phonft.references.positions import ForceFile, check_positions
 from phonft.phonopy_files import (
     load_phono3py_yaml,
     load_phonopy_yaml,
@@ -151,9 +155,9 @@ def _attach_born(ph: Phonopy, born: str | os.PathLike | None) -> list[Path]:
     return [born]
 
 
-def _expand_archives(files: Sequence[Path], workdir: Path) -> list[tuple[Path, Path]]:
-    """(blamed file, readable file) pairs; tar archives are unpacked, members sorted."""
-    out: list[tuple[Path, Path]] = []
+def _expand_archives(files: Sequence[Path], workdir: Path) -> list[ForceFile]:
+    """The force outputs to parse, in order; tar archives are unpacked (members sorted by name)."""
+    out: list[ForceFile] = []
     for f in files:
         require_file(f)
         if ".tar" in f.suffixes:
@@ -161,38 +165,42 @@ def _expand_archives(files: Sequence[Path], workdir: Path) -> list[tuple[Path, P
             with reading(f, "a tar archive of force files"), tarfile.open(f) as tar:
                 members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
                 tar.extractall(dest, members=members, filter="data")
-            out.extend((f, dest / m.name) for m in members)
+            out.extend(ForceFile(f, dest / m.name, m.name) for m in members)
         elif f.suffix in COMPRESSED_SUFFIXES:
             plain = workdir / f.with_suffix("").name
             with reading(f, "a compressed force file"):
                 plain.write_text(read_text(f), encoding="utf-8")
-            out.append((f, plain))
+            out.append(ForceFile(f, plain, f.name))
         else:
-            out.append((f, f))
+            out.append(ForceFile(f, f, f.name))
     return out
 
 
 def _read_calc_forces(
     disp_yaml: Path, files: Sequence[str | os.PathLike], interface: str, what: str
 ) -> tuple[Phonopy, np.ndarray, list[Path]]:
+    """Forces (eV/Å for VASP, the code's unit otherwise) of one output per displacement;
+    the positions of vasprun.xml files are checked against the displacement set."""
     ph = load_phonopy_yaml(disp_yaml)
     paths = [Path(f) for f in files]
     natom = len(ph.supercell)
     with tempfile.TemporaryDirectory(prefix="phonft-") as tmp:
-        pairs = _expand_archives(paths, Path(tmp))
+        outputs = _expand_archives(paths, Path(tmp))
         n_expected = n_displacements(ph)
-        if len(pairs) != n_expected:
+        if len(outputs) != n_expected:
             raise InputFileError(
                 paths[0] if len(paths) == 1 else disp_yaml,
-                f"{len(pairs)} {what} files were given, but {disp_yaml.name} has {n_expected} displacements.",
+                f"{len(outputs)} {what} files were given, but {disp_yaml.name} has {n_expected} displacements.",
                 "list one output per displaced supercell, in order (disp-001, disp-002, ...).",
             )
         forces = []
-        for blamed, readable in pairs:
-            with reading(blamed, what):
-                ds = get_calc_dataset(interface, natom, [str(readable)], verbose=False)
+        for out in outputs:
+            with reading(out.blamed, what):
+                ds = get_calc_dataset(interface, natom, [str(out.readable)], verbose=False)
                 f = np.asarray(ds["forces"], dtype=float)
-            forces.append(check_forces(f, 1, natom, blamed)[0])
+            forces.append(check_forces(f, 1, natom, out.blamed)[0])
+        if interface == "vasp":
+            check_positions(ph, outputs, disp_yaml)
     return ph, np.asarray(forces), paths
 
 

@@ -18,6 +18,7 @@ from phonft.errors import ConfigError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
 from phonft.phonons import phonon_summary, produce_force_constants, thermal_json_record
 from phonft.protocols import ReferenceProtocol
+from phonft.references.plausibility import check_force_directions, check_force_units, common_path, enforce
 from phonft.references.readers import (
     RawReference,
     read_force_sets,
@@ -56,6 +57,14 @@ def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | N
     raise SpecError(f"unknown format {fmt}")
 
 
+def force_files(spec: ReferenceSpec) -> list[Path]:
+    """The files that hold ``spec``'s forces: one per displacement for vasprun/qe outputs
+    (or the archives holding them), else the one file."""
+    if spec.files:
+        return list(spec.files)
+    return [spec.force_sets or spec.forces_fc3 or spec.main]
+
+
 def _portable(path: Path) -> str:
     """A path relative to the working directory when it lies inside it, else absolute."""
     path = Path(path).resolve()
@@ -88,7 +97,13 @@ class Reference:
         displacements_dir: str | os.PathLike | None = None,
         protocol: ReferenceProtocol | None = None,
     ) -> Reference:
-        """Read, validate and compute everything in memory."""
+        """Read, validate and compute everything in memory.
+
+        DFT forces (not an engine's) must pass :func:`check_force_directions` and
+        :func:`check_force_units`; with the spec's ``on_implausible: warn`` a failure is
+        logged and noted in thermal.json instead of raised as
+        :class:`~phonft.references.plausibility.ImplausibleForces`.
+        """
         protocol = protocol or ReferenceProtocol()
         if isinstance(spec, dict):
             try:
@@ -96,8 +111,16 @@ class Reference:
             except SpecError as exc:
                 raise ConfigError(str(exc)) from exc
         raw = read_reference(spec, displacements_dir)
+        checked = not raw.synthetic  # an engine computes eV/Å forces of the very supercells
+        if checked:
+            enforce(lambda: check_force_directions(raw.phonon.dataset, force_files(spec)), spec.on_implausible,
+                    raw.notes)
         fc2 = produce_force_constants(raw.phonon, protocol)
         summary = phonon_summary(raw.phonon, protocol)
+        if checked:
+            where = common_path(force_files(spec))
+            enforce(lambda: check_force_units(raw.phonon, fc2, summary["omega_max_K"], where), spec.on_implausible,
+                    raw.notes)
         fc3 = None
         if raw.phono3py is not None:
             raw.phono3py.produce_fc3(symmetrize_fc3r=protocol.symmetrize_fc)
