@@ -5,7 +5,7 @@ Reads what the workflow wrote for each run (``results/evaluate/<run>/summary.jso
 MDR protocol, ``results/finetune/<run>/train.json`` for forgetting) and prints one markdown
 row per run, base model first. Make the results with
 
-    snakemake --cores 2 --configfile config/replay-ablation.yaml [config/replay-ablation-upstream.yaml]
+    snakemake --cores 2 --configfile config/config.yaml config/replay-ablation.yaml [config/replay-ablation-upstream.yaml]
     python scripts/replay_ablation.py [--split test] [--out results/ablation/replay_ablation.json]
 
 Held-out MAEs are over the run's ``--split`` materials (default ``test``): omega_max (K),
@@ -91,7 +91,7 @@ def main() -> None:
     runs = [r for r in args.runs if (results / "evaluate" / r / "summary.json").is_file()]
     rows = [run_row(r, results, args.split) for r in runs]
     if not rows:
-        raise SystemExit("no run has results yet: run `snakemake --configfile config/replay-ablation.yaml` first")
+        raise SystemExit("no run has results yet: run `snakemake --configfile config/config.yaml config/replay-ablation.yaml` first")
     print(markdown(rows))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1, ensure_ascii=False))

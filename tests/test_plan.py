@@ -88,13 +88,14 @@ def test_figure_list_is_the_drawn_list(demo):
 def _decoders():
     from phonft.evaluate.mdr import MDRProtocol
     from phonft.finetune.settings import ReplaySettings, TrainSettings
-    from phonft.protocols import DisplacementProtocol, ReferenceProtocol
+    from phonft.protocols import DisplacementProtocol, ReferenceProtocol, SupercellLimits
 
     def train(s):
         TrainSettings.from_dict(train_fields(s["run"]))
         ReplaySettings.from_dict(replay_fields(s["run"]))
 
-    return {"displacements": lambda s: DisplacementProtocol.from_dict(s["protocol"]),
+    return {"displacements": lambda s: (DisplacementProtocol.from_dict(s["protocol"]),
+                                        SupercellLimits.from_dict(s["limits"])),
             "references": lambda s: ReferenceProtocol.from_dict(s["protocol"]),
             "finetune_heldout": lambda s: ReferenceProtocol.from_dict(s["protocol"]),
             "finetune_train": train, "finetune_replay": train,
@@ -124,9 +125,9 @@ def test_displacement_settings_fold_in_the_material(demo):
     p = DisplacementProtocol.from_dict(settings(demo, "displacements", material="MgB2")["protocol"])
     assert p.supercell_matrix == ((3, 0, 0), (0, 3, 0), (0, 0, 2)) and p.fc3 is False
     assert DisplacementProtocol.from_dict(settings(demo, "displacements", material="Si-PBE-fc3")["protocol"]).fc3
-    raw = {"materials": {"X": {"supercell": [1, 2, 3, 4, 5, 6, 7, 8, 9], "primitive_matrix": [0, 0.5, 0.5] * 3}}}
+    raw = {"materials": {"X": {"supercell": [1, 2, 3, 4, 5, 6, 7, 8, 8], "primitive_matrix": [0, 0.5, 0.5] * 3}}}
     p = DisplacementProtocol.from_dict(settings(Plan(raw), "displacements", material="X")["protocol"])
-    assert p.supercell_matrix == ((1, 2, 3), (4, 5, 6), (7, 8, 9))
+    assert p.supercell_matrix == ((1, 2, 3), (4, 5, 6), (7, 8, 8))
     assert p.primitive_matrix == ((0.0, 0.5, 0.5),) * 3 and isinstance(p.primitive_matrix[0][0], float)
 
 
@@ -212,14 +213,17 @@ def test_schema_defaults_are_the_dataclass_defaults():
     from phonft.evaluate.mdr import MDRProtocol
     from phonft.finetune.settings import ReplaySettings, TrainSettings
     from phonft.plan import make_split
-    from phonft.protocols import DisplacementProtocol, ReferenceProtocol
+    from phonft.plan.settings import LIMIT_KEYS
+    from phonft.protocols import DisplacementProtocol, ReferenceProtocol, SupercellLimits
     from phonft.structures import MDR_URL_TEMPLATE
 
     config = {"materials": {"NaCl": {"reference": {"format": "force_sets", "path": "data/dft-phonons/NaCl"}}},
               "finetune": {"runs": {"r": {"materials": ["NaCl", "MgO"]}}}}
     validate(config, str(SCHEMA))  # a minimal config: every default comes from the schema
     run = config["finetune"]["runs"]["r"]
+    limits = {k: config["displacements"].pop(k) for k in LIMIT_KEYS}
     assert DisplacementProtocol.from_dict(config["displacements"]) == DisplacementProtocol()
+    assert SupercellLimits.from_dict(limits) == SupercellLimits()
     assert ReferenceProtocol.from_dict(config["references"]) == ReferenceProtocol()
     assert MDRProtocol.from_dict(config["evaluate"]["protocol"]) == MDRProtocol()
     assert TrainSettings.from_dict(train_fields(run)) == TrainSettings()

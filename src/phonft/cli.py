@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from phonft import __version__
-from phonft.cliutils import add_log_args, add_settings_args, read_settings, setup_logging
+from phonft.cliutils import add_log_args, add_settings_args, check_names, read_settings, setup_logging
 from phonft.errors import ConfigError, PhonftError
 from phonft.plan import FigureSet
 
@@ -26,10 +26,15 @@ log = logging.getLogger("phonft")
 
 
 def _entry(settings: dict[str, Any], material: str) -> dict[str, Any]:
-    """The material's config entry from the settings (``{}`` when none was given)."""
+    """The material's config entry from the settings (``{}`` when none was given), with
+    only known keys (:func:`phonft.specs.check_material`)."""
+    from phonft.specs import SpecError, check_material
+
     entry = settings.get("material") or {}
-    if not isinstance(entry, dict):
-        raise ConfigError(f"the entry of material '{material}' must be a mapping")
+    try:
+        check_material(entry)
+    except SpecError as exc:
+        raise ConfigError(f"--settings: material '{material}': {exc}") from exc
     return entry
 
 
@@ -53,16 +58,37 @@ def cmd_structures(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- displacements
 
-DISPLACEMENTS_SETTINGS = ("protocol",)
+DISPLACEMENTS_SETTINGS = ("protocol", "limits")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Protocol fields given as options (``--supercell``, ``--distance``), checked by the protocol."""
+    out: dict[str, Any] = {}
+    if args.supercell is not None:
+        from phonft.protocols import supercell_rows
+
+        try:
+            values = [int(v) for v in args.supercell]
+        except ValueError:
+            raise ConfigError(f"--supercell {' '.join(args.supercell)}: give 3 integers (the diagonal) or 9 "
+                              "(row by row), e.g. --supercell 2 2 2") from None
+        out["supercell_matrix"] = [list(row) for row in supercell_rows(values, "--supercell")]
+    if args.distance is not None:
+        try:
+            out["distance_A"] = float(args.distance)
+        except ValueError:
+            raise ConfigError(f"--distance {args.distance!r}: give a length in Å, e.g. 0.01") from None
+    return out
 
 
 def cmd_displacements(args: argparse.Namespace) -> None:
     from phonft.displacements import read_unitcell, write_displacements
-    from phonft.protocols import DisplacementProtocol
+    from phonft.protocols import DisplacementProtocol, SupercellLimits
 
     settings = read_settings(args, "displacements", DISPLACEMENTS_SETTINGS, material=args.material)
-    protocol = DisplacementProtocol.from_dict(settings.get("protocol"))
-    manifest = write_displacements(args.out, args.material, read_unitcell(args.structure), protocol)
+    protocol = DisplacementProtocol.from_dict({**(settings.get("protocol") or {}), **_overrides(args)})
+    limits = SupercellLimits.from_dict(settings.get("limits"))
+    manifest = write_displacements(args.out, args.material, read_unitcell(args.structure), protocol, limits)
     log.info("%s: %d fc2 supercells%s -> %s", args.material, manifest["n_displacements_fc2"],
              f", {manifest['n_displacements_fc3']} fc3 supercells" if protocol.fc3 else "", args.out)
 
@@ -134,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "yaml plus VASP and Quantum ESPRESSO inputs.")
     _common(p, DISPLACEMENTS_SETTINGS, base_dir=False)
     p.add_argument("--structure", required=True, help="unit cell file (POSCAR from the structures stage)")
+    p.add_argument("--supercell", nargs="+", metavar="N",
+                   help="supercell matrix, 3 integers (diagonal) or 9 (row by row); overrides the settings")
+    p.add_argument("--distance", metavar="ANGSTROM", help="fc2 displacement in Å; overrides the settings")
     p.set_defaults(func=cmd_displacements)
 
     p = sub.add_parser("references", help="ingest DFT phonon results into fc2/fc3, thermal.json",
@@ -175,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     try:
+        check_names(args)
         args.func(args)
     except PhonftError as exc:
         log.error("%s", exc)

@@ -35,6 +35,22 @@ def setup_logging(logfile: str | None, verbose: bool) -> None:
     logging.captureWarnings(True)
 
 
+NAME_OPTIONS = ("material", "run", "name", "id")
+"""Options whose values name folders or files under results/ (material ids, run and model
+names, kappa103 ids); each must be a :data:`phonft.plan.layout.SAFE_NAME`."""
+
+
+def check_names(args: argparse.Namespace) -> None:
+    """A :class:`ConfigError` when ``--material``, ``--run``, ``--name`` or ``--id`` is not a
+    safe folder name (no ``/``, no ``..``, no spaces or shell characters)."""
+    from phonft.plan.layout import check_name
+
+    for option in NAME_OPTIONS:
+        value = getattr(args, option, None)
+        if value is not None:
+            check_name(f"--{option}", value)
+
+
 def add_settings_args(p: argparse.ArgumentParser, keys: Sequence[str], config: bool = False) -> None:
     """``--settings JSON`` (the action's config slice, what the rule passes; keys ``keys``)
     and, with ``config``, ``--config YAML`` to take the same slice from a config file."""
@@ -65,7 +81,7 @@ def read_settings(args: argparse.Namespace, action: str, keys: Sequence[str], **
         value = {}
     if not isinstance(value, dict):
         raise ConfigError("--settings must be a JSON object")
-    unknown = sorted(set(value) - set(keys))
+    unknown = sorted(map(str, set(value) - set(keys)))
     if unknown:
         raise ConfigError(f"--settings: unknown key {', '.join(map(repr, unknown))}; known: {', '.join(keys)}")
     return value

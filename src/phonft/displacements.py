@@ -26,8 +26,9 @@ from phonopy import Phonopy
 from phonopy.interface.calculator import get_calculator_physical_units, write_supercells_with_displacements
 from phonopy.structure.atoms import PhonopyAtoms
 
+from phonft.errors import ConfigError
 from phonft.io import atomic_directory, atomic_write_json
-from phonft.protocols import DisplacementProtocol
+from phonft.protocols import DisplacementProtocol, SupercellLimits
 
 CALCULATORS = ("vasp", "qe")
 
@@ -51,7 +52,31 @@ def supercell_matrix(unitcell: PhonopyAtoms, protocol: DisplacementProtocol) -> 
         m = np.array(protocol.supercell_matrix, dtype=int)
         return np.diag(m) if m.shape == (3,) else m
     lengths = np.linalg.norm(np.asarray(unitcell.cell), axis=1)
-    return np.diag(np.maximum(1, np.ceil(protocol.min_length_A / lengths)).astype(int))
+    with np.errstate(divide="ignore"):
+        repeats = np.maximum(1, np.ceil(protocol.min_length_A / lengths))
+    if not np.all(repeats <= 1e6):  # an integer matrix could not hold it; check_size refuses far less
+        raise ConfigError(f"min_length_A = {protocol.min_length_A} Å asks for {repeats.tolist()} unit cells along "
+                          f"the cell vectors ({lengths.round(3).tolist()} Å long). Fix: give a smaller min_length_A")
+    return np.diag(repeats.astype(int))
+
+
+def check_size(material: str, unitcell: PhonopyAtoms, protocol: DisplacementProtocol,
+               limits: SupercellLimits) -> int:
+    """The supercell's atom count, or a :class:`ConfigError` when it exceeds ``limits``
+    (checked before phonopy builds anything, so a typo fails at once)."""
+    matrix = supercell_matrix(unitcell, protocol)
+    cells = int(round(abs(np.linalg.det(matrix))))
+    n_atoms = len(unitcell) * cells
+    checks = [("max_supercell_atoms_fc2", "fc2", limits.max_supercell_atoms_fc2)]
+    if protocol.fc3:
+        checks.append(("max_supercell_atoms_fc3", "fc3", limits.max_supercell_atoms_fc3))
+    for key, kind, most in checks:
+        if n_atoms > most:
+            raise ConfigError(
+                f"material '{material}': the {kind} supercell {matrix.tolist()} holds {n_atoms} atoms "
+                f"({len(unitcell)} per unit cell x {cells} cells), more than displacements.{key} = {most}. "
+                f"Fix: give a smaller supercell (or min_length_A), or raise {key} if you mean it")
+    return n_atoms
 
 
 def _primitive(protocol: DisplacementProtocol):
@@ -99,8 +124,12 @@ def _write_inputs(folder: Path, calculator: str, supercell, cells, ids) -> None:
 
 
 def write_displacements(out_dir: str | os.PathLike, material: str, unitcell: PhonopyAtoms,
-                        protocol: DisplacementProtocol) -> dict:
-    """Generate and write every displacement set atomically; return the manifest."""
+                        protocol: DisplacementProtocol, limits: SupercellLimits | None = None) -> dict:
+    """Generate and write every displacement set atomically; return the manifest.
+
+    A supercell above ``limits`` (default :class:`SupercellLimits`) is refused before
+    anything is generated or written."""
+    check_size(material, unitcell, protocol, limits or SupercellLimits())
     manifest: dict = {"material": material, "calculators": list(CALCULATORS), **protocol.record()}
     with atomic_directory(out_dir) as tmp:
         for calc in CALCULATORS:

@@ -39,6 +39,24 @@ FORMATS = ("phonopy_yaml", "force_sets", "vasprun", "qe", "mdr", "phono3py", "en
 ON_IMPLAUSIBLE = ("error", "warn")
 """Values of a reference's ``on_implausible`` key; the first is the default."""
 
+REFERENCE_KEYS = {
+    "phonopy_yaml": ("path", "file", "on_implausible"),
+    "force_sets": ("path", "phonopy_disp", "force_sets", "born", "on_implausible"),
+    "vasprun": ("path", "phonopy_disp", "files", "born", "on_implausible"),
+    "qe": ("path", "phonopy_disp", "files", "born", "on_implausible"),
+    "mdr": ("path", "file", "on_implausible"),
+    "phono3py": ("path", "phono3py_disp", "forces_fc3", "on_implausible"),
+    "engine": ("calculator", "calculator_kwargs"),
+}
+"""The keys each reference format reads, besides ``format``; any other key is an error (it
+would be ignored, and a default file read in its place)."""
+
+MATERIAL_KEYS = ("structure", "reference", "supercell", "primitive_matrix", "fc3")
+"""Keys of a ``materials.<id>`` entry."""
+
+STRUCTURE_KEYS = ("file", "index", "mp_id", "mdr_id", "sha256")
+"""Keys of a material's ``structure`` block."""
+
 
 class SpecError(ValueError):
     """A reference spec is incomplete or names an unknown format."""
@@ -69,6 +87,39 @@ class ReferenceSpec:
         return self.format == "engine"
 
 
+def _unknown(where: str, mapping: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(map(str, set(mapping) - set(known)))
+    if unknown:
+        raise SpecError(f"{where}: unknown key {', '.join(map(repr, unknown))}; known: {', '.join(known)}. "
+                        "Fix: correct the spelling (config/README.md lists every key)")
+
+
+def check_reference(spec: Any) -> None:
+    """A ``reference`` mapping has a known ``format`` and only that format's keys."""
+    if not isinstance(spec, dict) or "format" not in spec:
+        raise SpecError("a reference needs a 'format' key, one of: " + ", ".join(FORMATS))
+    fmt = spec["format"]
+    if fmt not in FORMATS:
+        raise SpecError(f"unknown reference format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    _unknown(f"reference (format {fmt})", spec, ("format", *REFERENCE_KEYS[fmt]))
+
+
+def check_material(entry: Any) -> None:
+    """A ``materials.<id>`` entry has only known keys, one structure source, and a valid reference."""
+    if not isinstance(entry, dict):
+        raise SpecError("a material entry must be a mapping (structure, reference, supercell, ...)")
+    _unknown("entry", entry, MATERIAL_KEYS)
+    structure = entry.get("structure") or {}
+    if not isinstance(structure, dict):
+        raise SpecError("'structure' must be a mapping: {file: ...}, {mp_id: ...} or {mdr_id: ...}")
+    _unknown("structure", structure, STRUCTURE_KEYS)
+    sources = [k for k in ("file", "mp_id", "mdr_id") if k in structure]
+    if len(sources) > 1:
+        raise SpecError(f"structure gives {' and '.join(sources)}; give one source")
+    if entry.get("reference") is not None:
+        check_reference(entry["reference"])
+
+
 def _abs(base: Path, p: str | os.PathLike) -> Path:
     p = Path(os.path.expanduser(os.fspath(p)))
     return p if p.is_absolute() else base / p
@@ -76,6 +127,7 @@ def _abs(base: Path, p: str | os.PathLike) -> Path:
 
 def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> ReferenceSpec:
     """Resolve a config ``reference`` mapping against ``base_dir`` (the workflow root)."""
+    check_reference(spec)
     resolved = _resolve_files(spec, base_dir)
     on_implausible = spec.get("on_implausible", ON_IMPLAUSIBLE[0])
     if on_implausible not in ON_IMPLAUSIBLE:
@@ -85,11 +137,7 @@ def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> Referenc
 
 
 def _resolve_files(spec: dict[str, Any], base_dir: str | os.PathLike) -> ReferenceSpec:
-    if not isinstance(spec, dict) or "format" not in spec:
-        raise SpecError("a reference needs a 'format' key, one of: " + ", ".join(FORMATS))
     fmt = spec["format"]
-    if fmt not in FORMATS:
-        raise SpecError(f"unknown reference format '{fmt}'; use one of: {', '.join(FORMATS)}")
     base = Path(base_dir)
     if fmt == "engine":
         if not spec.get("calculator"):

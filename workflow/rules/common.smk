@@ -4,7 +4,6 @@
 
 import json
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -43,12 +42,13 @@ def checked(function, *args):
 
 
 def settings_json(action, **ids):
-    """The rule's --settings: its config slice as compact JSON (shell-quoted by :q)."""
+    """The rule's --settings: its config slice as compact JSON (shell-quoted by :q, like every field)."""
     return json.dumps(checked(lambda: settings(PLAN, action, **ids)), separators=(",", ":"))
 
 
 DEVICE = config["finetune"]["device"]
-CACHE_ARG = f"--cache-dir {shlex.quote(config['cache_dir'])}" if config["cache_dir"] else ""
+# Options that may be absent are lists of words: a shell line's {params.x:q} quotes each word.
+CACHE_ARG = ["--cache-dir", config["cache_dir"]] if config["cache_dir"] else []
 
 
 def kappa103_ids():
@@ -74,8 +74,8 @@ def reference_inputs(wildcards):
 def displacements_dir(wildcards):
     """--displacements for engine references (they compute forces on these supercells)."""
     if checked(PLAN.reference_spec, wildcards.material).synthetic:
-        return "--displacements " + path("displacements_dir", material=wildcards.material)
-    return ""
+        return ["--displacements", path("displacements_dir", material=wildcards.material)]
+    return []
 
 
 def train_references(wildcards):
@@ -101,7 +101,7 @@ def model_spec(wildcards):
 def base_dir_arg(wildcards):
     """--base-dir of a fine-tuned model's summary: its base model's evaluate folder."""
     base = MODELS[wildcards.model].base
-    return f"--base-dir {path('model_dir', model=base)}" if base else ""
+    return ["--base-dir", path("model_dir", model=base)] if base else []
 
 
 def summary_inputs(wildcards):

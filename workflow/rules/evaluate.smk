@@ -23,9 +23,9 @@ rule evaluate_mdr:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate mdr --model {params.model:q} --name {wildcards.model} --reference {params.refdir} "
-        "--material {wildcards.material} --settings {params.settings:q} --out {params.outdir} "
-        "--device {params.device} > {log} 2>&1"
+        "phonft evaluate mdr --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
+        "--material {wildcards.material:q} --settings {params.settings:q} --out {params.outdir:q} "
+        "--device {params.device:q} > {log:q} 2>&1"
 
 
 rule evaluate_double_well:
@@ -51,9 +51,9 @@ rule evaluate_double_well:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate double-well --model {params.model:q} --name {wildcards.model} --reference {params.refdir} "
-        "--material {wildcards.material} --settings {params.settings:q} --out {output.well} "
-        "--device {params.device} > {log} 2>&1"
+        "phonft evaluate double-well --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
+        "--material {wildcards.material:q} --settings {params.settings:q} --out {output.well:q} "
+        "--device {params.device:q} > {log:q} 2>&1"
 
 
 rule evaluate_kappa_reference:
@@ -76,8 +76,8 @@ rule evaluate_kappa_reference:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate kappa-reference --reference {params.refdir} --material {wildcards.material} "
-        "--settings {params.settings:q} --out {output.kappa} > {log} 2>&1"
+        "phonft evaluate kappa-reference --reference {params.refdir:q} --material {wildcards.material:q} "
+        "--settings {params.settings:q} --out {output.kappa:q} > {log:q} 2>&1"
 
 
 rule evaluate_kappa:
@@ -103,9 +103,9 @@ rule evaluate_kappa:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate kappa --model {params.model:q} --name {wildcards.model} --reference {params.refdir} "
-        "--material {wildcards.material} --settings {params.settings:q} --out {output.kappa} "
-        "--device {params.device} > {log} 2>&1"
+        "phonft evaluate kappa --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
+        "--material {wildcards.material:q} --settings {params.settings:q} --out {output.kappa:q} "
+        "--device {params.device:q} > {log:q} 2>&1"
 
 
 checkpoint evaluate_kappa103_ids:
@@ -126,7 +126,7 @@ checkpoint evaluate_kappa103_ids:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate kappa103-ids --settings {params.settings:q} {params.cache} --out {output.ids} > {log} 2>&1"
+        "phonft evaluate kappa103-ids --settings {params.settings:q} {params.cache:q} --out {output.ids:q} > {log:q} 2>&1"
 
 
 rule evaluate_kappa103:
@@ -151,8 +151,8 @@ rule evaluate_kappa103:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate kappa103 --model {params.model:q} --name {wildcards.model} --id {wildcards.mp_id} "
-        "--settings {params.settings:q} {params.cache} --out {output.kappa} --device {params.device} > {log} 2>&1"
+        "phonft evaluate kappa103 --model {params.model:q} --name {wildcards.model:q} --id {wildcards.mp_id:q} "
+        "--settings {params.settings:q} {params.cache:q} --out {output.kappa:q} --device {params.device:q} > {log:q} 2>&1"
 
 
 rule evaluate_summary:
@@ -180,5 +180,5 @@ rule evaluate_summary:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate summary --name {wildcards.model} --model {params.model:q} --model-dir {params.model_dir} "
-        "--references {params.refs} {params.base_dir} --settings {params.settings:q} {params.cache} > {log} 2>&1"
+        "phonft evaluate summary --name {wildcards.model:q} --model {params.model:q} --model-dir {params.model_dir:q} "
+        "--references {params.refs:q} {params.base_dir:q} --settings {params.settings:q} {params.cache:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ rule finetune_split:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune split --run {wildcards.run} --settings {params.settings:q} --out {output.split} > {log} 2>&1"
+        "phonft finetune split --run {wildcards.run:q} --settings {params.settings:q} --out {output.split:q} > {log:q} 2>&1"
 
 
 rule finetune_replay:
@@ -43,8 +43,8 @@ rule finetune_replay:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune replay --run {wildcards.run} --settings {params.settings:q} --split {input.split} "
-        "--references {params.refs} --out {params.outdir} {params.cache} --device {params.device} > {log} 2>&1"
+        "phonft finetune replay --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
+        "--references {params.refs:q} --out {params.outdir:q} {params.cache:q} --device {params.device:q} > {log:q} 2>&1"
 
 
 rule finetune_train:
@@ -75,9 +75,9 @@ rule finetune_train:
         "../../envs/train.yaml"
     shell:
         # --resume: a killed job continues from its last epoch checkpoint.
-        "phonft finetune train --run {wildcards.run} --settings {params.settings:q} --split {input.split} "
-        "--references {params.refs} --replay {params.replay} --out {params.outdir} "
-        "--device {params.device} --resume > {log} 2>&1"
+        "phonft finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
+        "--references {params.refs:q} --replay {params.replay:q} --out {params.outdir:q} "
+        "--device {params.device:q} --resume > {log:q} 2>&1"
 
 
 rule finetune_heldout:
@@ -102,5 +102,5 @@ rule finetune_heldout:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune heldout --model {params.model:q} --reference {params.refdir} --material {wildcards.material} "
-        "--settings {params.settings:q} --out {output.thermal} --device {params.device} > {log} 2>&1"
+        "phonft finetune heldout --model {params.model:q} --reference {params.refdir:q} --material {wildcards.material:q} "
+        "--settings {params.settings:q} --out {output.thermal:q} --device {params.device:q} > {log:q} 2>&1"

@@ -25,7 +25,10 @@ the rules' patterns and the planner's concrete targets::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from phonft.errors import ConfigError
 
 VARIANTS = ("base", "finetuned")
 """The two models of a run's held-out step: its base model and the fine-tuned one."""
@@ -36,6 +39,23 @@ MODEL_FILE = "model.pt"
 RESERVED_MATERIALS = ("kappa", "kappa103", "kappa103-ids", "double_well")
 """Names a material may not take: folders beside the materials in evaluate/<model>/, or the
 kappa103 id list's name in references/ and logs/references/."""
+
+SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+"""A name that becomes a folder or file name under results/ (material ids, run names, model
+names, kappa103 ids): letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit,
+at most 100 characters. No ``/``, no ``..``, no spaces or shell characters; the schema's
+``propertyNames`` pattern is the same expression."""
+
+
+def check_name(kind: str, name: object) -> str:
+    """``name`` when it is a :data:`SAFE_NAME`, else a :class:`ConfigError` naming ``kind``."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{kind} {name!r} must be a string. Fix: quote it in the YAML file ('{name}')")
+    if not re.fullmatch(SAFE_NAME, name):
+        raise ConfigError(f"{kind} {name!r} is not a safe folder name. Fix: use letters, digits, '.', '_' and "
+                          "'-' only, starting with a letter or digit (at most 100 characters), e.g. NaCl or mp-149")
+    return name
+
 
 FILES = {
     "structure_dir": "structures/{material}",

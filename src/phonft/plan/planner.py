@@ -16,9 +16,11 @@ from typing import Any
 
 from phonft.errors import ConfigError
 from phonft.plan.figures import Figure, FigureSet, figure_list
-from phonft.plan.layout import RESERVED_MATERIALS, VARIANTS, Layout
+from phonft.plan.keys import check_keys
+from phonft.plan.layout import RESERVED_MATERIALS, VARIANTS, Layout, check_name
 from phonft.plan.runs import Split, run_split
-from phonft.specs import ReferenceSpec, SpecError, material_reference, resolve
+from phonft.protocols import supercell_rows
+from phonft.specs import ReferenceSpec, SpecError, check_material, material_reference, resolve
 
 
 def model_name(spec: str) -> str:
@@ -48,6 +50,7 @@ class Plan:
     def __init__(self, config: Mapping[str, Any], base_dir: str = ".", results: str = "results") -> None:
         if not isinstance(config, Mapping) or not config.get("materials"):
             raise ConfigError("the config has no 'materials'")
+        check_keys(config)
         self.config = config
         self.base_dir = base_dir
         self.layout = Layout(results)
@@ -65,10 +68,21 @@ class Plan:
     # ------------------------------------------------------------------ config
 
     def _check_materials(self) -> None:
+        """Material ids and run names are safe folder names; entries have known keys, a
+        valid reference and supercell; runs name configured materials."""
         reserved = sorted(set(self.materials) & set(RESERVED_MATERIALS))
         if reserved:
             raise ConfigError(f"materials may not be named {reserved}: results/ uses these names")
+        for material, entry in self.materials.items():
+            check_name("material id", material)
+            try:
+                check_material(entry)
+            except SpecError as exc:
+                raise ConfigError(f"material '{material}': {exc}") from exc
+            if entry.get("supercell") is not None:
+                supercell_rows(entry["supercell"], f"material '{material}': supercell")
         for run, entry in self.runs.items():
+            check_name("finetune run name", run)
             unknown = [m for m in entry.get("materials") or [] if m not in self.materials]
             if unknown:
                 raise ConfigError(f"finetune run '{run}' names unknown materials {unknown}")
@@ -131,6 +145,8 @@ class Plan:
             models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, base)
         for name, spec in (self.evaluate.get("models") or {}).items():
             models[name] = EvalModel(name, spec)
+        for name in models:
+            check_name("model name", name)
         bases = {e.base for e in models.values()}
         clash = [r for r in self.runs if r in bases or models[r].base is None]
         if clash:
@@ -154,7 +170,7 @@ class Plan:
         when the config lists them, else None: the data decide (``evaluate_kappa103_ids``)."""
         if not self.kappa103.get("enabled"):
             return []
-        ids = list(self.kappa103.get("ids") or [])
+        ids = [check_name("kappa103 id", i) for i in self.kappa103.get("ids") or []]
         if not ids:
             return None
         return ids[: self.kappa103["first_n"]] if self.kappa103.get("first_n") else ids

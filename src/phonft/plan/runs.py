@@ -74,7 +74,7 @@ def make_split(materials: list[str], *, seed: int = 0, n_val: int = 1, n_test: i
 def run_split(run: Mapping[str, Any]) -> Split:
     """The split of one ``finetune.runs.<name>`` entry (omitted ``split`` keys: the defaults)."""
     settings = dict(run.get("split") or {})
-    unknown = sorted(set(settings) - set(SPLIT_KEYS))
+    unknown = sorted(map(str, set(settings) - set(SPLIT_KEYS)))
     if unknown:
         raise SplitError(f"unknown split setting {', '.join(map(repr, unknown))}; known: {', '.join(SPLIT_KEYS)}")
     if "materials" not in run:

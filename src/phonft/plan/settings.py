@@ -8,7 +8,8 @@ config are left out, so that the protocols' defaults (which equal the schema's) 
 action (rule)            settings keys
 ======================== ===========================================================
 structures               material (its config entry), mdr_url
-displacements            protocol (DisplacementProtocol fields, material overrides in)
+displacements            protocol (DisplacementProtocol fields, material overrides in),
+                         limits (SupercellLimits: the largest supercells, in atoms)
 references               material, protocol (ReferenceProtocol fields)
 finetune_split           run (its config entry)
 finetune_replay          run, replay_materials
@@ -27,11 +28,16 @@ figures                  FigureSet fields
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from phonft.errors import ConfigError
 from phonft.plan.planner import Plan
+from phonft.protocols import SupercellLimits, supercell_rows
+
+LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(SupercellLimits))
+"""Keys of ``displacements`` that are :class:`~phonft.protocols.SupercellLimits`, not protocol fields."""
 
 
 def _present(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -53,7 +59,7 @@ def displacement_protocol(plan: Plan, material: str) -> dict[str, Any]:
     """DisplacementProtocol fields: ``displacements`` with the material's own supercell,
     primitive matrix and fc3 switch laid over it."""
     entry = plan.materials[material]
-    fields = dict(plan.config.get("displacements") or {})
+    fields = {k: v for k, v in (plan.config.get("displacements") or {}).items() if k not in LIMIT_KEYS}
     if "primitive_matrix" in entry:
         fields["primitive_matrix"] = entry["primitive_matrix"]
     prim = fields.get("primitive_matrix")
@@ -61,8 +67,9 @@ def displacement_protocol(plan: Plan, material: str) -> dict[str, Any]:
         if len(prim) != 9:
             raise ConfigError(f"material '{material}': primitive_matrix takes a letter, 'auto' or 9 numbers")
         fields["primitive_matrix"] = _matrix(prim, float, "primitive_matrix")
-    if entry.get("supercell"):
-        fields["supercell_matrix"] = _matrix(entry["supercell"], int, f"material '{material}': supercell")
+    if entry.get("supercell") is not None:
+        rows = supercell_rows(entry["supercell"], f"material '{material}': supercell")
+        fields["supercell_matrix"] = [list(row) for row in rows]
     if "fc3" in entry:
         fields["fc3"] = bool(entry["fc3"])
     return fields
@@ -86,7 +93,8 @@ def structures(plan: Plan, material: str) -> dict[str, Any]:
 
 
 def displacements(plan: Plan, material: str) -> dict[str, Any]:
-    return {"protocol": displacement_protocol(plan, material)}
+    limits = _present(plan.config.get("displacements") or {}, LIMIT_KEYS)
+    return {"protocol": displacement_protocol(plan, material), **({"limits": limits} if limits else {})}
 
 
 def references(plan: Plan, material: str) -> dict[str, Any]:
