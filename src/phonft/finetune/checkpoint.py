@@ -110,7 +110,7 @@ class CheckpointKey:
 
 
 def prepare_checkpoint(checkpoints: Path, key: CheckpointKey, resume: bool) -> Path:
-    """The checkpoint file of ``key`` under ``checkpoints``; writes its ``key.json``.
+    """The checkpoint file of ``key`` under ``checkpoints``; writes its ``key.json`` once.
 
     With ``resume`` and no checkpoint of this key, logs why every other checkpoint there
     is not resumed (what changed since it was written).
@@ -123,7 +123,8 @@ def prepare_checkpoint(checkpoints: Path, key: CheckpointKey, resume: bool) -> P
                         key.digest)
         if not others:
             log.info("no checkpoint to resume: training from epoch 1 (key %s)", key.digest)
-    atomic_write_json(path.parent / KEY_FILE, key.record())
+    if not (path.parent / KEY_FILE).is_file():  # the folder's name is the digest of its content
+        atomic_write_json(path.parent / KEY_FILE, key.record())
     return path
 
 
