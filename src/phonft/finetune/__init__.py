@@ -5,6 +5,7 @@ split that :mod:`phonft.plan.runs` plans), :mod:`data` (phonon and replay sample
 :mod:`losses` (pure loss terms), :mod:`columns` (column sampling, HVP and
 finite-difference columns), :mod:`objective` (the phonon and replay objectives, on one
 screen), :mod:`strategies` (which parameters train), :mod:`trainer` (loop, EMA,
-checkpoints), :mod:`replay` (replay sets), :mod:`heldout` (model phonons on reference
-materials) and :mod:`run` (what ``phonft finetune replay``, ``train`` and ``heldout`` do).
+checkpoints), :mod:`checkpoint` (checkpoint keys and safe loading), :mod:`replay` (replay
+sets), :mod:`heldout` (model phonons on reference materials) and :mod:`run` (what
+``phonft finetune replay``, ``train`` and ``heldout`` do).
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -90,30 +89,29 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
           resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
     """Fine-tune the run's base model; write model, train.json and metrics.csv.
 
-    The training curve is drawn from metrics.csv and train.json by the figures stage
-    (:func:`phonft.figures.plot_training_curve`).
+    The checkpoint is keyed by the settings and the inputs' SHA-256 fingerprints
+    (:mod:`phonft.finetune.checkpoint`). With ``resume``, a checkpoint of the same key
+    continues; a finished one trains nothing and the outputs are rewritten from it (the
+    same weights and metrics; train.json differs only in ``resumed_from_epoch``). The
+    figures stage draws the training curve (:func:`phonft.figures.plot_training_curve`).
     """
-    import torch
-
+    from phonft.finetune.checkpoint import CheckpointKey, prepare_checkpoint
     from phonft.finetune.trainer import Trainer, write_metrics
-    from phonft.models import load_model, resolve_device
+    from phonft.models import resolve_device
 
     settings = TrainSettings.from_dict(train_fields(run))
     split = read_split(split_file)
+    key = CheckpointKey.of_run(settings.digest(), settings.base_model, split, Path(references),
+                               Path(replay_dir) if replay_dir else None)
     train_set, val_set, replay_train, replay_val = _training_data(settings, split, Path(references), replay_dir)
     dev = resolve_device(device)
-    torch.manual_seed(settings.seed)
-    model = load_model(settings.base_model, dtype=settings.dtype, device=dev, options=settings.options)
-    for s in train_set + val_set:
-        model.check_elements(s.atoms, f"material '{s.material}'")
+    model = _base_model(settings, dev, train_set + val_set)
     out_dir = Path(out_dir)
-    ckpt = out_dir / "checkpoints" / settings.digest() / "last.pt"
+    ckpt = prepare_checkpoint(out_dir / "checkpoints", key, resume)
     manifest = _manifest_summary(Path(replay_dir) / "manifest.json") if replay_dir else None
     trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt,
-                      dft_labels=(manifest or {}).get("kind") == "upstream")
-    t0 = time.perf_counter()
+                      dft_labels=(manifest or {}).get("kind") == "upstream", key=key.digest)
     result = trainer.fit(resume=resume, stop_after=stop_after)
-    seconds = time.perf_counter() - t0
     write_metrics(result.metrics, out_dir / "metrics.csv")
     if stop_after is not None and result.metrics[-1]["epoch"] < settings.epochs:
         log.info("stopped after epoch %d as asked; resume with --resume", result.metrics[-1]["epoch"])
@@ -130,7 +128,7 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         "best_val_loss": result.best_val_loss,
         "resumed_from_epoch": result.resumed_from,
         "device": dev,
-        "seconds": seconds,
+        "seconds": sum(row["seconds"] for row in result.metrics),
         "n_parameters": sum(p.numel() for p in model.module.parameters()),
         "n_trainable": sum(p.numel() for p in trainer.params),
         "final": result.metrics[-1],
@@ -139,11 +137,25 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
                                         len(replay_val)),
         "replay_manifest": manifest,
         "checkpoint": str(ckpt),
+        "checkpoint_key": key.record(),
         **settings.record(),
     }
     atomic_write_json(out_dir / "train.json", record)
     log.info("best epoch %d (val loss %.4g); model -> %s", result.best_epoch, result.best_val_loss, model_path)
     return record
+
+
+def _base_model(settings: TrainSettings, device: str, samples: Sequence[Any]) -> Any:
+    """The run's base model in its training dtype, checked to know every element of ``samples``."""
+    import torch
+
+    from phonft.models import load_model
+
+    torch.manual_seed(settings.seed)
+    model = load_model(settings.base_model, dtype=settings.dtype, device=device, options=settings.options)
+    for s in samples:
+        model.check_elements(s.atoms, f"material '{s.material}'")
+    return model
 
 
 def _training_data(settings: TrainSettings, split: dict[str, list[str]], refs: Path,

@@ -7,6 +7,16 @@ replay steps (:func:`~phonft.finetune.objective.replay_objective`). Every random
 of an epoch is drawn from ``numpy.random.default_rng([seed, epoch])``, so a run resumed
 from an epoch checkpoint takes exactly the steps an uninterrupted one would.
 
+The trainer runs with TorchScript's graph optimiser off (:func:`reproducible`): MACE's
+e3nn layers are TorchScript, and the optimised graphs the JIT swaps in after a function's
+first calls round differently, so a resumed process, whose JIT starts cold mid-run, would
+drift from an uninterrupted one (float32: 4e-9 in the weights after 5 epochs of a small
+MACE, more over longer runs). With it off, a resumed run's weights are bitwise those of
+an uninterrupted run, in float32 as in float64, given the same device and thread count
+and a process that ran no TorchScript model with the optimiser on before training (an
+optimised graph, once made, is kept for the process): ``phonft finetune train`` is such
+a process.
+
 After every epoch the EMA weights are scored on the validation structures (one fixed
 column each) and on the held-back replay frames; the best EMA weights by phonon
 validation loss among the epochs within the forgetting budget (``max_drift``) are kept,
@@ -15,6 +25,7 @@ and a checkpoint is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -29,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from phonft.errors import ConfigError
+from phonft.finetune.checkpoint import load_checkpoint
 from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
 from phonft.finetune.objective import ObjectiveValue, phonon_objective, replay_objective
@@ -97,18 +109,28 @@ class TrainResult:
     state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
 
+def reproducible() -> contextlib.AbstractContextManager:
+    """Run TorchScript modules unoptimised, so each call rounds the same way (see the module docstring)."""
+    return torch.jit.optimized_execution(False)
+
+
 def _mean(rows: list[dict[str, float]], key: str) -> float:
     vals = [r[key] for r in rows if key in r]
     return float(np.mean(vals)) if vals else float("nan")
 
 
 class Trainer:
-    """Fine-tunes ``model`` on phonon samples with replay co-training."""
+    """Fine-tunes ``model`` on phonon samples with replay co-training.
+
+    ``checkpoint`` is written after every epoch and holds ``key`` (default: the settings'
+    digest; :mod:`phonft.finetune.checkpoint` keys it by every input); a resumed
+    checkpoint must hold the same key.
+    """
 
     def __init__(self, model: Model, settings: TrainSettings, train: Sequence[PhononSample],
                  val: Sequence[PhononSample], replay_train: Sequence[ReplaySample] = (),
                  replay_val: Sequence[ReplaySample] = (), checkpoint: str | Path | None = None,
-                 dft_labels: bool = False):
+                 dft_labels: bool = False, key: str | None = None):
         if not train:
             raise ConfigError("the training split holds no phonon structures")
         self.model, self.settings = model, settings
@@ -118,8 +140,10 @@ class Trainer:
             raise ConfigError("replay_steps > 0 but the replay set is empty. Fix: give upstream data, "
                               "build the pseudo-label set, or set replay_steps: 0.")
         self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.key = key or settings.digest()
         self.dft_labels = dft_labels  # replay labels are DFT (upstream), not the base model's
-        self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
+        with reproducible():
+            self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
         self.params = apply_strategy(model, settings.strategy, settings.frozen)
         self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.ema = EMA(self.params, settings.ema_decay)
@@ -208,15 +232,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int, best: dict[str, Any], metrics: list[dict[str, float]]) -> dict[str, Any]:
-        return {"digest": self.settings.digest(), "epoch": epoch, "model": self.model.state_dict(),
+        return {"key": self.key, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "ema": self.ema.state_dict(), "best": best,
                 "metrics": metrics}
 
     def _load(self, state: dict[str, Any]) -> None:
-        if state.get("digest") != self.settings.digest():
-            raise ConfigError(f"{self.checkpoint}: checkpoint was written with other settings "
-                              f"(digest {state.get('digest')} != {self.settings.digest()}). Fix: delete it "
-                              "to start afresh, or resume with the settings that wrote it.")
+        if state["key"] != self.key:
+            raise ConfigError(f"{self.checkpoint}: checkpoint was written for other settings or inputs "
+                              f"(key {state['key']} != {self.key}). Fix: delete it to start afresh, or "
+                              "resume with the settings and inputs that wrote it.")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
@@ -225,19 +249,28 @@ class Trainer:
     def fit(self, resume: bool = False, stop_after: int | None = None) -> TrainResult:
         """Train for ``settings.epochs``; with ``resume``, continue from the checkpoint.
 
+        A finished checkpoint trains nothing: its result is returned as it was.
         ``stop_after`` ends the run after that many epochs of this call (a stand-in for a
         killed job, used by the tests).
         """
+        with reproducible():
+            return self._fit(resume, stop_after)
+
+    def _fit(self, resume: bool, stop_after: int | None) -> TrainResult:
         s = self.settings
         metrics: list[dict[str, float]] = []
         best: dict[str, Any] = {"epoch": 0, "val_loss": float("inf"), "state": None}
         start, resumed_from = 1, None
         if resume and self.checkpoint and self.checkpoint.is_file():
-            state = torch.load(self.checkpoint, map_location=self.model.device, weights_only=False)
+            state = load_checkpoint(self.checkpoint, self.model.device)
             self._load(state)
             start, metrics, best = state["epoch"] + 1, state["metrics"], state["best"]
             resumed_from = state["epoch"]
-            log.info("resumed from %s after epoch %d", self.checkpoint, resumed_from)
+            if resumed_from >= s.epochs:
+                log.info("%s already holds all %d epochs for these settings and inputs: nothing to train; "
+                         "the outputs are written from it", self.checkpoint, s.epochs)
+            else:
+                log.info("resumed from %s after epoch %d", self.checkpoint, resumed_from)
         if not metrics:
             t0 = time.perf_counter()
             row = {"epoch": 0, "steps": 0, **self.validate(), "lr": s.lr, "seconds": 0.0}
