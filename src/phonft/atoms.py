@@ -75,14 +75,15 @@ def check_phonopy_elements(symbols: Sequence[str], origin: str | os.PathLike) ->
 
 
 def check_structure(atoms: Atoms, origin: str | os.PathLike, *, min_distance_A: float | None = MIN_DISTANCE_A,
-                    periodic: bool = True) -> Atoms:
+                    periodic: bool = True, setting: str | None = None) -> Atoms:
     """``atoms`` when it is a usable structure, else an :class:`InputFileError` naming ``origin``.
 
     Checks, in order: at least one atom; a finite lattice (Å) and finite positions; with
     ``periodic``, periodic boundaries along all three axes and a cell that is not
     singular (volume ≥ 1e-6 Å³); no two atoms, periodic images included, closer than
-    ``min_distance_A`` (Å; None skips the check). Nothing here calls C code that a NaN
-    could crash.
+    ``min_distance_A`` (Å; None or 0 skips the check). ``setting`` names the config key
+    that changes ``min_distance_A``, for the error's fix. Nothing here calls C code that a
+    NaN could crash.
     """
     if len(atoms) == 0:
         raise InputFileError(origin, "holds no atoms.", "give a structure with at least one atom.")
@@ -93,7 +94,7 @@ def check_structure(atoms: Atoms, origin: str | os.PathLike, *, min_distance_A: 
         if not (np.isfinite(min_distance_A) and min_distance_A >= 0):
             raise ConfigError(f"min_distance_A must be a finite distance ≥ 0 Å, not {min_distance_A!r}")
         if min_distance_A > 0:
-            _check_distances(atoms, origin, float(min_distance_A))
+            _check_distances(atoms, origin, float(min_distance_A), setting)
     return atoms
 
 
@@ -122,12 +123,12 @@ def _check_cell(atoms: Atoms, origin: str | os.PathLike) -> None:
                              "give a bulk crystal structure with a full 3D cell.")
 
 
-def _check_distances(atoms: Atoms, origin: str | os.PathLike, min_distance_A: float) -> None:
+def _check_distances(atoms: Atoms, origin: str | os.PathLike, min_distance_A: float, setting: str | None) -> None:
     """No pair (periodic images included) closer than ``min_distance_A``; name the closest."""
     from ase.neighborlist import neighbor_list
 
-    fix = ("remove the duplicated atom or correct the coordinates (Cartesian vs fractional, Bohr vs Å); if the "
-           "distance is real, lower the material's structure.min_distance_A.")
+    fix = "remove the duplicated atom or correct the coordinates (Cartesian vs fractional, Bohr vs Å)"
+    fix += f"; if the distance is real, lower {setting}." if setting else "."
     if atoms.pbc.any():
         cell = np.asarray(atoms.cell.array, dtype=np.float64)
         volume = abs(float(np.linalg.det(cell)))

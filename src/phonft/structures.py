@@ -72,7 +72,7 @@ def read_structure_file(path: str | os.PathLike, index: int | str = -1,
 def check_periodic(atoms: Atoms, origin: str | os.PathLike, min_distance_A: float | None = MIN_DISTANCE_A) -> Atoms:
     """A clean periodic copy of ``atoms`` once it passes :func:`phonft.atoms.check_structure`
     (finite, 3D periodic, not singular, no atoms closer than ``min_distance_A`` Å)."""
-    check_structure(atoms, origin, min_distance_A=min_distance_A)
+    check_structure(atoms, origin, min_distance_A=min_distance_A, setting="the material's structure.min_distance_A")
     return Atoms(atoms.get_chemical_symbols(), cell=np.array(atoms.cell), scaled_positions=atoms.get_scaled_positions(), pbc=True)
 
 

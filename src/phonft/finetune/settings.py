@@ -161,7 +161,12 @@ class TrainSettings(Protocol):
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.model_options)
+        """``model_options`` as a mapping (checked against the model by :func:`phonft.models.load_model`)."""
+        try:
+            return dict(self.model_options)
+        except (TypeError, ValueError):
+            raise ConfigError(f"model_options must be a mapping of option names to values, not "
+                              f"{self.model_options!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.") from None
 
 
 REPLAY_STRUCTURES = ("disjoint", "training")
