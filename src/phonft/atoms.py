@@ -31,6 +31,10 @@ lowers or raises it."""
 _MIN_VOLUME_A3 = 1e-6
 """A cell of smaller volume (Å³) is no 3D cell."""
 
+MAX_LENGTH_A = 1000.0
+"""Longest lattice vector (Å) accepted: no phonon calculation uses a longer one, and far
+longer ones (coordinates in the wrong unit) overflow neighbour lists and spglib."""
+
 
 def to_ase(cell: Any) -> Atoms:
     """PhonopyAtoms -> ase.Atoms (periodic)."""
@@ -78,18 +82,20 @@ def check_structure(atoms: Atoms, origin: str | os.PathLike, *, min_distance_A: 
                     periodic: bool = True, setting: str | None = None) -> Atoms:
     """``atoms`` when it is a usable structure, else an :class:`InputFileError` naming ``origin``.
 
-    Checks, in order: at least one atom; a finite lattice (Å) and finite positions; with
-    ``periodic``, periodic boundaries along all three axes and a cell that is not
-    singular (volume ≥ 1e-6 Å³); no two atoms, periodic images included, closer than
-    ``min_distance_A`` (Å; None or 0 skips the check). ``setting`` names the config key
-    that changes ``min_distance_A``, for the error's fix. Nothing here calls C code that a
-    NaN could crash.
+    Checks, in order: at least one atom; a finite lattice (Å) and finite positions; no
+    lattice vector longer than :data:`MAX_LENGTH_A` (nor coordinates beyond ten times
+    that); with ``periodic``, periodic boundaries along all three axes, and with any
+    periodic direction a cell that is not singular (volume ≥ 1e-6 Å³); no two atoms,
+    periodic images included, closer than ``min_distance_A`` (Å; None or 0 skips the
+    check). ``setting`` names the config key that changes ``min_distance_A``, for the
+    error's fix. Nothing here calls C code that a NaN could crash.
     """
     if len(atoms) == 0:
         raise InputFileError(origin, "holds no atoms.", "give a structure with at least one atom.")
     _check_finite(atoms, origin)
-    if periodic:
-        _check_cell(atoms, origin)
+    _check_lengths(atoms, origin)
+    if periodic or atoms.pbc.any():  # any periodic direction needs a full 3D cell
+        _check_cell(atoms, origin, require_pbc=periodic)
     if min_distance_A is not None:
         if not (np.isfinite(min_distance_A) and min_distance_A >= 0):
             raise ConfigError(f"min_distance_A must be a finite distance ≥ 0 Å, not {min_distance_A!r}")
@@ -113,18 +119,31 @@ def _check_finite(atoms: Atoms, origin: str | os.PathLike) -> None:
                                      f"{positions[i].tolist()}.", "repair the atomic positions.")
 
 
-def _check_cell(atoms: Atoms, origin: str | os.PathLike) -> None:
+def _check_cell(atoms: Atoms, origin: str | os.PathLike, require_pbc: bool = True) -> None:
     cell = np.asarray(atoms.cell.array, dtype=np.float64)
     with np.errstate(all="ignore"):
         volume = abs(float(np.linalg.det(cell)))
-    if not atoms.pbc.all() or not np.isfinite(volume) or volume < _MIN_VOLUME_A3:
+    if (require_pbc and not atoms.pbc.all()) or not np.isfinite(volume) or volume < _MIN_VOLUME_A3:
         raise InputFileError(origin, f"does not describe a 3D periodic crystal (pbc {atoms.pbc.tolist()}, cell "
                                      f"volume {volume:.3g} Å³: no cell, no pbc or a singular cell).",
                              "give a bulk crystal structure with a full 3D cell.")
 
 
+def _check_lengths(atoms: Atoms, origin: str | os.PathLike) -> None:
+    """No lattice vector, and no atom's distance from the origin, beyond :data:`MAX_LENGTH_A`."""
+    lengths = np.linalg.norm(np.asarray(atoms.cell.array, dtype=np.float64), axis=1)
+    reach = float(np.max(np.abs(atoms.positions))) if len(atoms) else 0.0
+    if lengths.max() > MAX_LENGTH_A or reach > 10 * MAX_LENGTH_A:
+        raise InputFileError(origin, f"has lattice vectors of {', '.join(f'{x:.4g}' for x in lengths)} Å or "
+                                     f"coordinates up to {reach:.4g} Å, beyond the {MAX_LENGTH_A:g} Å a crystal's "
+                                     "unit cell can have.", "check the length unit and the scale factor of the file.")
+
+
 def _check_distances(atoms: Atoms, origin: str | os.PathLike, min_distance_A: float, setting: str | None) -> None:
-    """No pair (periodic images included) closer than ``min_distance_A``; name the closest."""
+    """No pair (periodic images included) closer than ``min_distance_A``; name the closest.
+
+    Cells have passed :func:`_check_lengths` (and periodic ones :func:`_check_cell`), so
+    the neighbour list's bins are bounded."""
     from ase.neighborlist import neighbor_list
 
     fix = "remove the duplicated atom or correct the coordinates (Cartesian vs fractional, Bohr vs Å)"
@@ -138,8 +157,11 @@ def _check_distances(atoms: Atoms, origin: str | os.PathLike, min_distance_A: fl
             if spacing < min_distance_A:
                 raise InputFileError(origin, f"has lattice planes {spacing:.3g} Å apart along lattice vector "
                                              f"{k + 1}, so every atom is closer than {min_distance_A:g} Å to its "
-                                             "own periodic image.", fix)
-    i, j, d = neighbor_list("ijd", atoms, min_distance_A)
+                                             "own periodic image.", "check the lattice vectors (their unit and "
+                                             "scale factor, Bohr vs Å).")
+    # without periodic directions the cell plays no part (and may be empty or singular)
+    i, j, d = neighbor_list("ijd", atoms if atoms.pbc.any() else Atoms(atoms.numbers, atoms.positions),
+                            min_distance_A)
     if len(d):
         k = int(np.argmin(d))
         a, b = int(i[k]), int(j[k])

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import spglib
+import spglib.error
 from ase import Atoms
 
 from phonft.atoms import MIN_DISTANCE_A, check_phonopy_elements, check_structure
@@ -138,7 +139,10 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A
 
 def symmetry_info(atoms: Atoms, symprec: float = 1e-5) -> dict[str, Any]:
     cell = (np.array(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
-    ds = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    try:
+        ds = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    except spglib.error.SpglibError:  # a search that failed, reported as an exception by spglib >= 2.5
+        ds = None
     if ds is None:
         return {"spacegroup": None, "spacegroup_number": None}
     return {"spacegroup": ds.international, "spacegroup_number": int(ds.number)}
