@@ -118,7 +118,8 @@ def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = M
 
 def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A: float | None = MIN_DISTANCE_A
                             ) -> tuple[Atoms, dict[str, Any]]:
-    """The unit cell stored with a material's reference DFT data, in Å (checked by :func:`check_periodic`)."""
+    """The unit cell stored with a material's reference DFT data, in Å (checked by
+    :func:`phonft.atoms.check_structure`)."""
     from phonft.atoms import to_ase
     from phonft.phonopy_files import load_phono3py_yaml, load_phonopy_yaml, normalised_phonopy
     from phonft.specs import SpecError, resolve
@@ -133,7 +134,8 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A
         cell = load_phono3py_yaml(rs.main).unitcell  # the forces are not needed for the cell
     else:
         cell = normalised_phonopy(load_phonopy_yaml(rs.main), dataset={}).unitcell
-    atoms = check_periodic(to_ase(cell), rs.main, min_distance_A)
+    atoms = check_structure(to_ase(cell), rs.main, min_distance_A=min_distance_A,
+                            setting="the material's structure.min_distance_A")
     return atoms, {"kind": "reference", "format": rs.format, "file": str(rs.main)}
 
 

@@ -162,11 +162,12 @@ class TrainSettings(Protocol):
     @property
     def options(self) -> dict[str, Any]:
         """``model_options`` as a mapping (checked against the model by :func:`phonft.models.load_model`)."""
-        try:
-            return dict(self.model_options)
-        except (TypeError, ValueError):
+        pairs = self.model_options  # a mapping arrives as sorted (key, value) pairs
+        if not (isinstance(pairs, tuple)
+                and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs)):
             raise ConfigError(f"model_options must be a mapping of option names to values, not "
-                              f"{self.model_options!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.") from None
+                              f"{pairs!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.")
+        return dict(pairs)
 
 
 REPLAY_STRUCTURES = ("disjoint", "training")
