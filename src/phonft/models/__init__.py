@@ -11,6 +11,13 @@ Spec strings name a model everywhere in phonft (config, CLI, results):
 ``mace-small``                 a small random ScaleShiftMACE built from ``options``
 ``results/finetune/<run>/model.pt`` a phonft fine-tuned model (backend from its content)
 ============================== ====================================================
+
+A model file's backend is told by its content (CHGNet's ``{"model": as_dict()}`` or a
+pickled MACE module); a ``chgnet:``/``mace:`` prefix must agree with it. A truncated,
+corrupt or foreign file raises one :class:`~phonft.errors.InputFileError` naming it.
+``options`` (the config's ``model_options``) configure only ``mace-small``; pretrained
+models take none, and model files ignore them (a fine-tuned model shares its run's
+options) but still refuse keys that are not mace-small's.
 """
 
 from __future__ import annotations
