@@ -18,7 +18,16 @@ import time
 from typing import Any
 
 from phonft import __version__
-from phonft.cliutils import add_log_args, add_settings_args, check_names, read_settings, setup_logging
+from phonft.cliutils import (
+    add_log_args,
+    add_settings_args,
+    check_names,
+    check_output_path,
+    one_line,
+    os_error_message,
+    read_settings,
+    setup_logging,
+)
 from phonft.errors import ConfigError, PhonftError
 from phonft.plan import FigureSet
 
@@ -202,15 +211,27 @@ def _add_figures(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     try:
         check_names(args)
+        check_output_path(getattr(args, "log", None), "--log", "file")
+        setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
+        check_output_path(getattr(args, "out", None), "--out", getattr(args, "out_kind", "folder"))
         args.func(args)
     except PhonftError as exc:
-        log.error("%s", exc)
-        print(f"phonft {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, exc)
+    except OSError as exc:  # disk full, permissions, a folder removed under us: no traceback
+        log.debug("traceback", exc_info=True)
+        return _fail(args, os_error_message(exc))
     return 0
+
+
+def _fail(args: argparse.Namespace, exc: BaseException) -> int:
+    """Log and print the one-line error; the exit status of a user error."""
+    message = one_line(exc)
+    if logging.getLogger().handlers:  # not yet when --log itself was refused
+        log.error("%s", message)
+    print(f"phonft {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from phonft.errors import ConfigError
+from phonft.errors import ConfigError, PhonftError
 
 
 def add_log_args(p: argparse.ArgumentParser) -> None:
@@ -103,3 +104,46 @@ def _planned(path: str, action: str, ids: dict[str, str]) -> dict[str, Any]:
             where = "materials" if kind == "material" else "finetune.runs"
             raise ConfigError(f"{file}: no {kind} '{name}' under {where}; known: {', '.join(known) or 'none'}")
     return settings(plan, action, **ids)
+
+
+def check_output_path(path: str | os.PathLike | None, option: str, kind: str = "folder") -> None:
+    """Fail before any work when ``path`` (the value of ``option``) cannot be written.
+
+    ``kind`` is what the command writes there, a ``folder`` or a ``file``. Refused: an
+    empty path, a path under an existing file, an existing path of the other kind, and a
+    nearest existing folder this user cannot write into. Nothing is created.
+    """
+    if path is None:
+        return
+    if not str(path).strip():
+        raise ConfigError(f"{option} is empty. Fix: give the output {kind}'s path.")
+    target = Path(path)
+    if target.exists():
+        if kind == "folder" and not target.is_dir():
+            raise ConfigError(f"{option} {target}: exists and is not a folder; this command writes a folder there. "
+                              "Fix: remove or rename it, or choose another path.")
+        if kind == "file" and target.is_dir():
+            raise ConfigError(f"{option} {target}: is a folder; this command writes a file there. "
+                              "Fix: give a file path, e.g. inside that folder.")
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {target}: {parent} is a file, not a folder, so nothing can be written under it. "
+                          "Fix: choose an output path under a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {target}: the folder {parent} is not writable by this user. "
+                          "Fix: choose a writable location, or fix the folder's permissions.")
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (some libraries' messages span several)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def os_error_message(exc: OSError) -> PhonftError:
+    """An :class:`OSError` that escaped the stage (disk full, permissions, a vanished
+    folder) as a user error naming the path."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None) or "a file"
+    return PhonftError(f"{where}: {exc.strerror or exc}. Fix: check that the path exists, that its folders are "
+                       "folders, and that it is readable/writable (free disk space, permissions).")

@@ -39,11 +39,16 @@ warnings.filterwarnings("ignore", message="Optional structure information", cate
 
 
 def read_unitcell(path: str | os.PathLike) -> PhonopyAtoms:
-    """Read a POSCAR (or any ase-readable file) as a PhonopyAtoms in Å."""
-    from phonft.atoms import from_ase
-    from phonft.structures import read_structure_file
+    """Read a POSCAR (or any ase-readable file) as a PhonopyAtoms in Å.
 
-    return from_ase(read_structure_file(path))
+    The structure is checked as the structures stage checks it, with the minimum
+    interatomic distance that a ``structure.json`` beside it records (the material's
+    ``structure.min_distance_A``), else the default.
+    """
+    from phonft.atoms import from_ase
+    from phonft.structures import read_structure_file, recorded_min_distance
+
+    return from_ase(read_structure_file(path, min_distance_A=recorded_min_distance(path)), origin=path)
 
 
 def supercell_matrix(unitcell: PhonopyAtoms, protocol: DisplacementProtocol) -> np.ndarray:

@@ -191,6 +191,7 @@ def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
         safe_yaml(plain, blamed=path, what="a phonopy yaml")
         with reading(path, "a phonopy yaml"), _empty_cwd():
             ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
+    check_unitcell(ph, path)
     return ph
 
 
@@ -206,4 +207,16 @@ def load_phono3py_yaml(path: Path) -> Any:
             ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
     if (ph3.calculator or "vasp") != "vasp":
         raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
+    check_unitcell(ph3, path)
     return ph3
+
+
+def check_unitcell(phonon: Any, path: Path) -> None:
+    """The unit cell of a loaded phonopy/phono3py object passes :func:`phonft.atoms.check_structure`
+    in Å (finite, 3D, no atoms closer than the default minimum distance)."""
+    from phonft.atoms import check_structure, to_ase
+
+    atoms = to_ase(phonon.unitcell)
+    to_A = get_calculator_physical_units(phonon.calculator or "vasp").distance_to_A
+    atoms.set_cell(np.asarray(atoms.cell) * to_A, scale_atoms=True)
+    check_structure(atoms, path)

@@ -54,7 +54,7 @@ would be ignored, and a default file read in its place)."""
 MATERIAL_KEYS = ("structure", "reference", "supercell", "primitive_matrix", "fc3")
 """Keys of a ``materials.<id>`` entry."""
 
-STRUCTURE_KEYS = ("file", "index", "mp_id", "mdr_id", "sha256")
+STRUCTURE_KEYS = ("file", "index", "mp_id", "mdr_id", "sha256", "min_distance_A")
 """Keys of a material's ``structure`` block."""
 
 

@@ -17,6 +17,7 @@ formula, space group) and, for MDR ids, ``mdr.yaml.bz2``.
 from __future__ import annotations
 
 import bz2
+import json
 import os
 import shutil
 from pathlib import Path
@@ -24,8 +25,10 @@ from typing import Any
 
 import numpy as np
 import spglib
+import spglib.error
 from ase import Atoms
 
+from phonft.atoms import MIN_DISTANCE_A, check_phonopy_elements, check_structure
 from phonft.cache import check_sha256, default_cache_dir, fetch
 from phonft.errors import ConfigError, InputFileError, NetworkError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
@@ -34,8 +37,13 @@ MDR_URL_TEMPLATE = "https://alexandria.icams.rub.de/data/phonon_benchmark/pbe/{m
 """Default download address of MDR phonon files; override with ``sources.mdr_url``."""
 
 
-def read_structure_file(path: str | os.PathLike, index: int | str = -1) -> Atoms:
-    """Read a CIF, POSCAR, extxyz (or any ase/pymatgen format) into ``ase.Atoms``."""
+def read_structure_file(path: str | os.PathLike, index: int | str = -1,
+                        min_distance_A: float | None = MIN_DISTANCE_A) -> Atoms:
+    """Read a CIF, POSCAR, extxyz (or any ase/pymatgen format) into ``ase.Atoms``.
+
+    The structure must pass :func:`check_periodic` (``min_distance_A`` in Å) and hold only
+    elements phonopy has a mass for (:func:`phonft.atoms.check_phonopy_elements`).
+    """
     import ase.io
 
     path = Path(path)
@@ -57,17 +65,20 @@ def read_structure_file(path: str | os.PathLike, index: int | str = -1) -> Atoms
             ) from ase_exc
     if isinstance(atoms, list):
         raise InputFileError(path, "holds several frames.", "set 'index' to pick one.")
-    return check_periodic(atoms, path)
+    atoms = check_periodic(atoms, path, min_distance_A)
+    check_phonopy_elements(atoms.get_chemical_symbols(), path)
+    return atoms
 
 
-def check_periodic(atoms: Atoms, origin: str | os.PathLike) -> Atoms:
-    if len(atoms) == 0 or not atoms.pbc.all() or abs(atoms.cell.volume) < 1e-6:
-        raise InputFileError(origin, "does not describe a 3D periodic crystal (no atoms, no cell or no pbc).",
-                             "give a bulk crystal structure with a full 3D cell.")
+def check_periodic(atoms: Atoms, origin: str | os.PathLike, min_distance_A: float | None = MIN_DISTANCE_A) -> Atoms:
+    """A clean periodic copy of ``atoms`` once it passes :func:`phonft.atoms.check_structure`
+    (finite, 3D periodic, not singular, no atoms closer than ``min_distance_A`` Å)."""
+    check_structure(atoms, origin, min_distance_A=min_distance_A, setting="the material's structure.min_distance_A")
     return Atoms(atoms.get_chemical_symbols(), cell=np.array(atoms.cell), scaled_positions=atoms.get_scaled_positions(), pbc=True)
 
 
-def fetch_mp(material: str, mp_id: str) -> tuple[Atoms, dict[str, Any]]:
+def fetch_mp(material: str, mp_id: str, min_distance_A: float | None = MIN_DISTANCE_A
+             ) -> tuple[Atoms, dict[str, Any]]:
     """Download a structure from the Materials Project (needs ``MP_API_KEY``)."""
     key = os.environ.get("MP_API_KEY")
     if not key:
@@ -85,8 +96,9 @@ def fetch_mp(material: str, mp_id: str) -> tuple[Atoms, dict[str, Any]]:
     except Exception as exc:
         raise NetworkError(material, f"could not fetch '{mp_id}' from the Materials Project ({exc}).",
                            "check the network, the key and the id, or give a local structure file.") from exc
-    atoms = AseAtomsAdaptor.get_atoms(structure)
-    return check_periodic(atoms, mp_id), {"kind": "mp", "mp_id": mp_id}
+    atoms = check_periodic(AseAtomsAdaptor.get_atoms(structure), mp_id, min_distance_A)
+    check_phonopy_elements(atoms.get_chemical_symbols(), mp_id)
+    return atoms, {"kind": "mp", "mp_id": mp_id}
 
 
 def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = MDR_URL_TEMPLATE,
@@ -110,8 +122,10 @@ def fetch_mdr(material: str, mdr_id: str, cache_dir: Path, url_template: str = M
     return dest
 
 
-def unitcell_from_reference(spec: dict[str, Any], base_dir: Path) -> tuple[Atoms, dict[str, Any]]:
-    """The unit cell stored with a material's reference DFT data, in Å."""
+def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A: float | None = MIN_DISTANCE_A
+                            ) -> tuple[Atoms, dict[str, Any]]:
+    """The unit cell stored with a material's reference DFT data, in Å (checked by
+    :func:`phonft.atoms.check_structure`)."""
     from phonft.atoms import to_ase
     from phonft.phonopy_files import load_phono3py_yaml, load_phonopy_yaml, normalised_phonopy
     from phonft.specs import SpecError, resolve
@@ -126,12 +140,17 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path) -> tuple[Atoms
         cell = load_phono3py_yaml(rs.main).unitcell  # the forces are not needed for the cell
     else:
         cell = normalised_phonopy(load_phonopy_yaml(rs.main), dataset={}).unitcell
-    return to_ase(cell), {"kind": "reference", "format": rs.format, "file": str(rs.main)}
+    atoms = check_structure(to_ase(cell), rs.main, min_distance_A=min_distance_A,
+                            setting="the material's structure.min_distance_A")
+    return atoms, {"kind": "reference", "format": rs.format, "file": str(rs.main)}
 
 
 def symmetry_info(atoms: Atoms, symprec: float = 1e-5) -> dict[str, Any]:
     cell = (np.array(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
-    ds = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    try:
+        ds = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    except spglib.error.SpglibError:  # a search that failed, reported as an exception by spglib >= 2.5
+        ds = None
     if ds is None:
         return {"spacegroup": None, "spacegroup_number": None}
     return {"spacegroup": ds.international, "spacegroup_number": int(ds.number)}
@@ -141,28 +160,55 @@ def load_structure(
     material: str, entry: dict[str, Any], base_dir: str | os.PathLike = ".",
     cache_dir: str | os.PathLike | None = None, mdr_url: str = MDR_URL_TEMPLATE,
 ) -> tuple[Atoms, dict[str, Any], Path | None]:
-    """Resolve a material's structure source; return (atoms, provenance, MDR file or None)."""
+    """Resolve a material's structure source; return (atoms, provenance, MDR file or None).
+
+    ``structure.min_distance_A`` (Å, default :data:`~phonft.atoms.MIN_DISTANCE_A`) is the
+    smallest interatomic distance accepted; a value the user set is kept in the provenance,
+    where the displacements stage finds it.
+    """
     base = Path(base_dir)
     src = entry.get("structure") or {}
+    min_d = min_distance_setting(material, src)
+    extra = {"min_distance_A": min_d} if "min_distance_A" in src else {}
     if "file" in src:
         path = Path(src["file"])
         path = path if path.is_absolute() else base / path
-        atoms = read_structure_file(path, src.get("index", -1))
-        return atoms, {"kind": "file", "file": str(path), "sha256": sha256_file(path)}, None
+        atoms = read_structure_file(path, src.get("index", -1), min_d)
+        return atoms, {"kind": "file", "file": str(path), "sha256": sha256_file(path), **extra}, None
     if "mp_id" in src:
-        atoms, prov = fetch_mp(material, src["mp_id"])
-        return atoms, prov, None
+        atoms, prov = fetch_mp(material, src["mp_id"], min_d)
+        return atoms, {**prov, **extra}, None
     if "mdr_id" in src:
         mdr_file = fetch_mdr(material, src["mdr_id"], Path(cache_dir or default_cache_dir()), mdr_url,
                              src.get("sha256"))
-        atoms, _ = unitcell_from_reference({"format": "mdr", "path": str(mdr_file)}, base)
+        atoms, _ = unitcell_from_reference({"format": "mdr", "path": str(mdr_file)}, base, min_d)
         return atoms, {"kind": "mdr", "mdr_id": src["mdr_id"], "url": mdr_url.format(mdr_id=src["mdr_id"]),
-                       "sha256": sha256_file(mdr_file)}, mdr_file
+                       "sha256": sha256_file(mdr_file), **extra}, mdr_file
     if "reference" in entry:
-        atoms, prov = unitcell_from_reference(entry["reference"], base)
-        return atoms, prov, None
+        atoms, prov = unitcell_from_reference(entry["reference"], base, min_d)
+        return atoms, {**prov, **extra}, None
     raise ConfigError(f"material '{material}' has neither 'structure' nor 'reference'; give one of "
                       "structure: {file: ...}, {mp_id: ...}, {mdr_id: ...}, or a reference.")
+
+
+def min_distance_setting(material: str, src: dict[str, Any]) -> float:
+    """The material's ``structure.min_distance_A`` (Å), checked, or the default."""
+    value = src.get("min_distance_A", MIN_DISTANCE_A)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise ConfigError(f"materials.{material}.structure.min_distance_A must be a distance ≥ 0 in Å, not {value!r}. "
+                          f"Fix: give a number such as {MIN_DISTANCE_A} (0 turns the check off).")
+    return float(value)
+
+
+def recorded_min_distance(poscar: str | os.PathLike) -> float:
+    """The ``min_distance_A`` (Å) recorded in the ``structure.json`` beside a POSCAR that
+    this stage wrote, else the default :data:`~phonft.atoms.MIN_DISTANCE_A`."""
+    record = Path(poscar).with_name("structure.json")
+    try:
+        value = json.loads(record.read_text())["source"]["min_distance_A"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return MIN_DISTANCE_A
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else MIN_DISTANCE_A
 
 
 def write_structure(out_dir: str | os.PathLike, material: str, atoms: Atoms, provenance: dict[str, Any],

@@ -135,11 +135,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
 
-def _material_args(p: argparse.ArgumentParser, reference: str, out: str) -> None:
-    """--reference (the material's references folder), --material and --out."""
+def _material_args(p: argparse.ArgumentParser, reference: str, out: str, out_kind: str = "file") -> None:
+    """--reference (the material's references folder), --material and --out (a ``file`` or ``folder``)."""
     p.add_argument("--reference", required=True, help=f"the material's references folder{reference}")
     p.add_argument("--material", required=True, help="material id")
     p.add_argument("--out", required=True, help=out)
+    p.set_defaults(out_kind=out_kind)
 
 
 def _action(actions: argparse._SubParsersAction, name: str, help: str, func, keys: tuple[str, ...], *,
@@ -162,7 +163,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     a = _action(actions, "mdr", "MDR protocol on one reference material: thermal.json + bands.json", cmd_mdr,
                 MDR_SETTINGS)
-    _material_args(a, "", "output folder (results/evaluate/<model>/<material>)")
+    _material_args(a, "", "output folder (results/evaluate/<model>/<material>)", "folder")
 
     a = _action(actions, "double-well", "energy along the most unstable DFT mode: model vs DFT harmonic",
                 cmd_double_well, MDR_SETTINGS)
@@ -180,12 +181,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 cmd_kappa103_ids, KAPPA103_IDS_SETTINGS, model=False)
     a.add_argument("--cache-dir", help=CACHE_HELP)
     a.add_argument("--out", required=True, help="output JSON with the ids")
+    a.set_defaults(out_kind="file")
 
     a = _action(actions, "kappa103", "a model's kappa on one Matbench Discovery kappa103 structure", cmd_kappa103,
                 KAPPA103_SETTINGS)
     a.add_argument("--id", required=True, help="the structure's mp id, e.g. mp-149")
     a.add_argument("--cache-dir", help=CACHE_HELP)
     a.add_argument("--out", required=True, help="output kappa JSON")
+    a.set_defaults(out_kind="file")
 
     a = _action(actions, "summary", "a model's mdr.csv and summary.json from its per-material results", cmd_summary,
                 SUMMARY_SETTINGS, model=False)

@@ -96,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = _action(actions, "split", "seeded train / validation / test split of a run's materials", cmd_split,
                 RUN_SETTINGS)
     a.add_argument("--out", required=True, help="output split.json")
+    a.set_defaults(out_kind="file")
 
     a = _action(actions, "replay", "the replay set: upstream data, or the offline pseudo-label set", cmd_replay,
                 REPLAY_SETTINGS)
@@ -115,4 +116,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--reference", required=True, help="the material's references folder")
     a.add_argument("--material", required=True, help="material id")
     a.add_argument("--out", required=True, help="output thermal.json")
+    a.set_defaults(out_kind="file")
     _device(a)

@@ -82,6 +82,7 @@ def reference_unitcell(ref_dir: str | os.PathLike) -> Atoms:
 
 
 def _stress_3x3(value) -> np.ndarray:
+    """A Voigt (6) or 3x3 (9) stress as a 3x3 array; ValueError on any other size."""
     from ase.stress import voigt_6_to_full_3x3_stress
 
     arr = np.asarray(value, dtype=np.float64).ravel()
@@ -89,7 +90,7 @@ def _stress_3x3(value) -> np.ndarray:
         return voigt_6_to_full_3x3_stress(arr)
     if arr.size == 9:
         return arr.reshape(3, 3)
-    raise ValueError(f"stress has {arr.size} components; expected 6 (Voigt) or 9")
+    raise ValueError(f"has {arr.size} components; expected 6 (Voigt) or 9 (3x3)")
 
 
 def _label(a: Atoms, key: str, kind: str):
@@ -106,6 +107,9 @@ def read_replay(path: str | os.PathLike, energy_key: str = "REF_energy", forces_
 
     Labels are read under the given keys (mace's ``REF_*`` by default); plain ``energy``,
     ``forces`` and ``stress`` keys that ASE moves into a calculator are found there too.
+    Every frame must pass :func:`phonft.atoms.check_structure` (finite cell and positions,
+    no overlapping atoms) and carry finite labels of the right shape; the first that does
+    not raises an :class:`InputFileError` naming the file, the frame and the key.
     """
     import ase.io
 
@@ -115,25 +119,42 @@ def read_replay(path: str | os.PathLike, energy_key: str = "REF_energy", forces_
     except Exception as exc:  # ase raises many kinds on a corrupt file
         raise InputFileError(path, f"is not a readable extxyz file ({exc}).",
                              "regenerate it, or point upstream.file at a valid extxyz.") from exc
-    samples = []
-    for i, a in enumerate(frames):
-        energy, forces = _label(a, energy_key, "energy"), _label(a, forces_key, "forces")
-        if energy is None or forces is None:
-            raise InputFileError(path, f"frame {i} lacks {energy_key} or {forces_key}.",
-                                 f"label every frame with {energy_key} (eV), {forces_key} (eV/Å) and optionally "
-                                 f"{stress_key} (eV/Å³, Voigt or 3x3), or name the keys under upstream.")
-        forces = np.asarray(forces, dtype=np.float64)
-        if forces.shape != (len(a), 3) or not np.all(np.isfinite(forces)) or not np.isfinite(float(energy)):
-            raise InputFileError(path, f"frame {i} has non-finite or misshaped {energy_key} or {forces_key}.",
-                                 "drop that frame or fix its labels.")
-        stress = _label(a, stress_key, "stress")
-        clean = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
-        samples.append(ReplaySample(clean, float(energy), forces, None if stress is None else _stress_3x3(stress),
-                                    tag=str(a.info.get("config_type", "")),
-                                    split=str(a.info.get("replay_split", "train")), info=dict(a.info)))
+    samples = [_replay_sample(a, i, path, (energy_key, forces_key, stress_key)) for i, a in enumerate(frames)]
     if not samples:
         raise InputFileError(path, "holds no structures.", "regenerate the replay set.")
     return samples
+
+
+def _replay_sample(a: Atoms, i: int, path: Path, keys: tuple[str, str, str]) -> ReplaySample:
+    """Frame ``i`` of ``path`` as a checked :class:`ReplaySample`."""
+    from phonft.atoms import check_structure
+
+    energy_key, forces_key, stress_key = keys
+    check_structure(a, f"{path} (frame {i})", periodic=bool(a.pbc.all()))
+    energy, forces = _label(a, energy_key, "energy"), _label(a, forces_key, "forces")
+    if energy is None or forces is None:
+        raise InputFileError(path, f"frame {i} lacks {energy_key} or {forces_key}.",
+                             f"label every frame with {energy_key} (eV), {forces_key} (eV/Å) and optionally "
+                             f"{stress_key} (eV/Å³, Voigt or 3x3), or name the keys under upstream.")
+    fix = "drop that frame or fix its labels."
+    try:
+        energy = float(energy)
+        forces = np.asarray(forces, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputFileError(path, f"frame {i} has a non-numeric {energy_key} or {forces_key}.", fix) from None
+    if forces.shape != (len(a), 3) or not np.all(np.isfinite(forces)) or not np.isfinite(energy):
+        raise InputFileError(path, f"frame {i} has non-finite or misshaped {energy_key} or {forces_key}.", fix)
+    stress = _label(a, stress_key, "stress")
+    if stress is not None:
+        try:
+            stress = _stress_3x3(stress)
+        except (TypeError, ValueError) as exc:
+            raise InputFileError(path, f"frame {i}: {stress_key} is not a stress ({exc}).", fix) from None
+        if not np.all(np.isfinite(stress)):
+            raise InputFileError(path, f"frame {i}: {stress_key} holds NaN or infinite values.", fix)
+    clean = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
+    return ReplaySample(clean, energy, forces, stress, tag=str(a.info.get("config_type", "")),
+                        split=str(a.info.get("replay_split", "train")), info=dict(a.info))
 
 
 def pack_batches(sizes: Sequence[int], budget: int, order: Sequence[int]) -> list[list[int]]:

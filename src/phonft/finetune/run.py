@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from phonft.errors import InputFileError
+from phonft.errors import ConfigError, InputFileError
 from phonft.finetune.settings import ReplaySettings, TrainSettings
 from phonft.finetune.split import read_split
 from phonft.io import atomic_write_json, sha256_file
@@ -168,6 +168,9 @@ def _training_data(settings: TrainSettings, split: dict[str, list[str]], refs: P
     val_set = [load_phonon_sample(refs / m, m) for m in split["val"]]
     replay_file = Path(replay_dir) / "replay.extxyz" if replay_dir else None
     replay_train, replay_val = ([], [])
+    if settings.replay_steps and replay_file is None:
+        raise ConfigError(f"replay_steps is {settings.replay_steps} but no replay set was given. Fix: pass "
+                          "--replay <the finetune replay folder>, or set replay_steps: 0.")
     if settings.replay_steps or (replay_file and replay_file.is_file()):
         # The validation frames measure forgetting even when replay_steps is 0.
         replay_train, replay_val = load_replay_split(replay_file)

@@ -161,7 +161,13 @@ class TrainSettings(Protocol):
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.model_options)
+        """``model_options`` as a mapping (checked against the model by :func:`phonft.models.load_model`)."""
+        pairs = self.model_options  # a mapping arrives as sorted (key, value) pairs
+        if not (isinstance(pairs, tuple)
+                and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs)):
+            raise ConfigError(f"model_options must be a mapping of option names to values, not "
+                              f"{pairs!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.")
+        return dict(pairs)
 
 
 REPLAY_STRUCTURES = ("disjoint", "training")

@@ -11,16 +11,25 @@ Spec strings name a model everywhere in phonft (config, CLI, results):
 ``mace-small``                 a small random ScaleShiftMACE built from ``options``
 ``results/finetune/<run>/model.pt`` a phonft fine-tuned model (backend from its content)
 ============================== ====================================================
+
+A model file's backend is told by its content (CHGNet's ``{"model": as_dict()}`` or a
+pickled MACE module); a ``chgnet:``/``mace:`` prefix must agree with it. A truncated,
+corrupt or foreign file raises one :class:`~phonft.errors.InputFileError` naming it.
+``options`` (the config's ``model_options``) configure only ``mace-small``; pretrained
+models take none, and model files ignore them (a fine-tuned model shares its run's
+options) but still refuse keys that are not mace-small's.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from phonft.errors import ConfigError
-from phonft.models.base import Batch, Model, Outputs
+from phonft.errors import ConfigError, InputFileError
+from phonft.models.base import Batch, Model, Outputs, read_model_file
 
 __all__ = ["Batch", "Model", "Outputs", "load_model", "resolve_device"]
 
@@ -40,67 +49,94 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _load_pt(path: Path, spec: str, dtype: str, device: str) -> Model:
-    """A phonft ``.pt`` model: a CHGNet ``{"model": as_dict()}`` file or a pickled MACE module.
-
-    The file is read once; its content tells the backend.
-    """
+def _backend_of(obj: Any) -> str | None:
+    """``chgnet`` for CHGNet's ``{"model": as_dict()}`` format, ``mace`` for a pickled MACE
+    module, None for anything else."""
     import torch
 
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "model_args" in obj["model"]:
+        return "chgnet"
+    if isinstance(obj, torch.nn.Module) and hasattr(obj, "atomic_numbers") and hasattr(obj, "r_max"):
+        return "mace"
+    return None
+
+
+def _from_path(path: Path, spec: str, dtype: str, device: str, backend: str | None = None) -> Model:
+    """The model in ``path``, its backend told by the content; ``backend`` (from a
+    ``chgnet:``/``mace:`` spec) must agree with it."""
+    if not path.is_file():
+        raise ConfigError(f"model '{spec}': file {path} does not exist. Fix: check the path, or run the "
+                          "finetune rule that writes it.")
+    if not path.name.endswith((".pt", ".model", ".pth.tar", ".pth")):
+        raise ConfigError(f"model '{spec}': cannot tell the backend of {path} from its suffix. Fix: use "
+                          "'mace:<file>' or 'chgnet:<file>'.")
     try:
         from phonft.models.mace import _import_mace
 
         _import_mace()  # so that a pickled MACE module can be unpickled
     except ImportError:
         pass
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "model_args" in obj["model"]:
-        from chgnet.model import CHGNet
-
+    obj = read_model_file(path)
+    found = _backend_of(obj)
+    if found is None:
+        what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+        raise InputFileError(path, f"holds {what}, neither a CHGNet model ({{'model': CHGNet.as_dict()}}) nor a "
+                                   "pickled MACE model.", "give a model file written by CHGNet, MACE or phonft.")
+    if backend is not None and backend != found:
+        names = {"chgnet": "CHGNet", "mace": "MACE"}
+        raise InputFileError(path, f"is a {names[found]} model, but the spec '{spec}' says {backend}.",
+                             f"write '{found}:{path}'.")
+    if found == "chgnet":
         from phonft.models.chgnet import CHGNetModel
 
-        return CHGNetModel(CHGNet.from_dict(obj["model"]), spec=spec, dtype=dtype, device=device)
-    if isinstance(obj, torch.nn.Module):
-        from phonft.models.mace import MACEModel
+        return CHGNetModel.from_dict(obj["model"], path, dtype=dtype, device=device, spec=spec)
+    from phonft.models.mace import MACEModel
 
-        return MACEModel(obj, spec=spec, dtype=dtype, device=device)
-    raise ConfigError(f"{path}: neither a CHGNet file nor a pickled MACE model. Fix: name the backend, "
-                      "'chgnet:<file>' or 'mace:<file>'.")
+    return MACEModel(obj, spec=spec, dtype=dtype, device=device)
 
 
-def _from_path(path: Path, spec: str, dtype: str, device: str) -> Model:
-    if not path.is_file():
-        raise ConfigError(f"model '{spec}': file {path} does not exist. Fix: check the path, or run the "
-                          "finetune rule that writes it.")
-    name = path.name
-    if name.endswith(".pt"):
-        return _load_pt(path, spec, dtype, device)
-    if name.endswith(".model"):
-        from phonft.models.mace import MACEModel
+def _checked_options(spec: str, kind: str, options: Any) -> dict[str, Any]:
+    """``options`` as keyword arguments of the model ``spec`` builds.
 
-        return MACEModel.from_file(path, dtype=dtype, device=device, spec=spec)
-    if name.endswith((".pth.tar", ".pth")):
-        from phonft.models.chgnet import CHGNetModel
+    Only ``mace-small`` takes options (:func:`phonft.models.mace.check_small_mace_options`).
+    A model file ignores them, because a fine-tuned model shares its run's options, but
+    their keys must still be mace-small's; a pretrained model takes none.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"model '{spec}': model_options must be a mapping of option names to values, not "
+                          f"{type(options).__name__} {options!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.")
+    from phonft.models.mace import check_small_mace_options, small_mace
 
-        return CHGNetModel.from_file(path, dtype=dtype, device=device, spec=spec)
-    raise ConfigError(f"model '{spec}': cannot tell the backend of {path} from its suffix. Fix: use "
-                      "'mace:<file>' or 'chgnet:<file>'.")
+    if kind == "mace-small":
+        return check_small_mace_options(options)
+    pretrained = kind == "mace-mp" or (kind == "chgnet" and spec.partition(":")[2] in ("", *_CHGNET_RELEASES))
+    if pretrained and options:
+        raise ConfigError(f"model '{spec}' takes no model_options, got {', '.join(map(repr, sorted(options)))}. "
+                          "Fix: remove model_options; they configure only mace-small.")
+    known = inspect.signature(small_mace).parameters
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"model '{spec}': unknown model_options key(s) {', '.join(map(repr, unknown))}; known "
+                          f"(mace-small's): {', '.join(known)}. Fix: remove or correct them.")
+    return {}
 
 
 def load_model(spec: str, *, dtype: str = "float32", device: str = "auto",
                options: dict[str, Any] | None = None) -> Model:
     """Load the model named by ``spec`` (see the module docstring) on ``device`` in ``dtype``."""
     device = resolve_device(device)
-    options = dict(options or {})
     kind, _, arg = spec.partition(":")
+    options = _checked_options(spec, kind, options)
     if kind == "chgnet":
-        from phonft.models.chgnet import CHGNetModel
-
         if not arg or arg in _CHGNET_RELEASES:
+            from phonft.models.chgnet import CHGNetModel
+
             return CHGNetModel.pretrained(arg or "0.3.0", dtype=dtype, device=device)
-        return _from_path(Path(arg), spec, dtype, device)
+        return _from_path(Path(arg), spec, dtype, device, backend="chgnet")
     if kind == "mace":
-        return _from_path(Path(arg), spec, dtype, device)
+        return _from_path(Path(arg), spec, dtype, device, backend="mace")
     if kind == "mace-mp":
         from phonft.models.mace import MACEModel
 
@@ -108,8 +144,6 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "auto",
     if kind == "mace-small":
         from phonft.models.mace import MACEModel, small_mace
 
-        if "elements" not in options:
-            raise ConfigError("model 'mace-small' needs options.elements (a list of element symbols).")
         module = small_mace(**options)
         return MACEModel(module, spec=spec, dtype=dtype, device=device)
     if os.sep in spec or spec.endswith((".model", ".pth.tar", ".pt")):

@@ -174,6 +174,21 @@ class Model(abc.ABC):
         return results
 
 
+def read_model_file(path: str | os.PathLike) -> Any:
+    """``torch.load`` a model file (a pickle: loaded only from a path the config names),
+    turning any failure into one :class:`InputFileError` naming the file. A pickled MACE
+    module needs mace imported first (:func:`phonft.models.mace._import_mace`)."""
+    from phonft.errors import InputFileError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # zip, pickle, EOF, missing-class errors: all mean "not a good model file"
+        detail = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+        raise InputFileError(path, f"could not be read as a model file ({type(exc).__name__}: {detail[:200]}); it "
+                                   "is truncated, corrupt or not a torch model file.",
+                             "copy it again, or rerun the finetune rule that writes it (delete it first).") from exc
+
+
 def _symbol(z: int) -> str:
     from ase.data import chemical_symbols
 

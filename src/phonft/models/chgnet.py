@@ -45,11 +45,22 @@ class CHGNetModel(Model):
         return cls(module, spec="chgnet" if name == "0.3.0" else f"chgnet:{name}", dtype=dtype, device=device)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
+    def from_dict(cls, state: dict, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
                   spec: str | None = None) -> "CHGNetModel":
+        """A CHGNet from the ``model`` entry of a CHGNet file (``CHGNet.as_dict()``) read
+        from ``path``; weights that do not fit its ``model_args`` raise an
+        :class:`~phonft.errors.InputFileError` naming the file."""
         from chgnet.model import CHGNet
 
-        module = CHGNet.from_file(os.fspath(path))
+        from phonft.errors import InputFileError
+
+        try:
+            module = CHGNet.from_dict(state)
+        except Exception as exc:  # TypeError (model_args), KeyError, RuntimeError (state_dict)
+            detail = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+            raise InputFileError(path, f"is a CHGNet file whose model_args or weights this chgnet cannot build "
+                                       f"({type(exc).__name__}: {detail[:200]}).",
+                                 "save it again with CHGNet.as_dict() (or phonft), or use a matching chgnet.") from exc
         return cls(module, spec=spec or f"chgnet:{os.fspath(path)}", dtype=dtype, device=device)
 
     @property

@@ -12,8 +12,9 @@ Hessian-vector products by autograd. The native format is the pickled module tha
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -90,14 +91,59 @@ def small_mace(elements: Sequence[str], *, r_max: float = 4.5, num_channels: int
         )
 
 
+_SMALL_MACE_MINIMA = {"num_channels": 1, "max_L": 0, "num_interactions": 1, "correlation": 1}
+
+
+def check_small_mace_options(options: Mapping[str, Any], where: str = "model 'mace-small'") -> dict[str, Any]:
+    """The keyword arguments of :func:`small_mace`, checked: known keys only, ``elements``
+    a non-empty list of element symbols, ``r_max`` (Å) a positive number, the sizes
+    positive integers. Raises :class:`~phonft.errors.ConfigError` naming the bad key."""
+    from ase.data import atomic_numbers
+
+    from phonft.errors import ConfigError
+
+    params = inspect.signature(small_mace).parameters
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ConfigError(f"{where}: unknown model_options key(s) {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(params)}. Fix: remove or correct them.")
+    out = dict(options)
+    elements = out.get("elements")
+    if elements is None:
+        raise ConfigError(f"{where} needs model_options.elements, a list of element symbols such as ['Si', 'O'].")
+    if (not isinstance(elements, (list, tuple)) or not elements
+            or not all(isinstance(e, str) and atomic_numbers.get(e, 0) > 0 for e in elements)
+            or len(set(elements)) != len(elements)):
+        raise ConfigError(f"{where}: model_options.elements must be a list of distinct element symbols such as "
+                          f"['Si', 'O'], not {elements!r}.")
+    for key, value in out.items():
+        if key == "elements":
+            continue
+        if key == "r_max":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+            want = "a positive number of Å"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= _SMALL_MACE_MINIMA.get(key, 0)
+            want = f"an integer ≥ {_SMALL_MACE_MINIMA.get(key, 0)}"
+        if not ok:
+            raise ConfigError(f"{where}: model_options.{key} must be {want}, not {value!r}.")
+    return out
+
+
 class MACEModel(Model):
     backend = "mace"
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
                   spec: str | None = None) -> "MACEModel":
+        from phonft.errors import InputFileError
+        from phonft.models.base import read_model_file
+
         _import_mace()
-        module = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+        module = read_model_file(path)
+        if not (isinstance(module, torch.nn.Module) and hasattr(module, "atomic_numbers")):
+            raise InputFileError(path, f"holds a {type(module).__name__}, not a pickled MACE model.",
+                                 "delete it so that it is downloaded again, or name another model file.")
         return cls(module, spec=spec or f"mace:{os.fspath(path)}", dtype=dtype, device=device)
 
     @classmethod

@@ -143,8 +143,11 @@ def load_kappa103(data_dir: str | os.PathLike | None = None, ids: Sequence[str] 
     except Exception as exc:
         raise InputFileError(path, f"is not a readable extxyz file ({exc}).",
                              "re-download it (delete it first), or check the copy.") from exc
+    from phonft.atoms import check_structure
+
     tasks = []
     for i, atoms in enumerate(structures):
+        check_structure(atoms, f"{path} (structure {i})")  # before phono3py's C code sees it
         try:
             tasks.append(task_from_atoms(atoms, where=str(path), index=i))
         except ValueError as exc:
