@@ -97,4 +97,4 @@ def test_train_refuses_options_that_are_not_a_mapping(tmp_path):
     run = {"materials": ["Si"], "base_model": "mace-small", "model_options": ["Si"], "replay_steps": 0}
     args = ["finetune", "train", "--run", "r", "--settings", json.dumps({"run": run}), "--split", "split.json",
             "--references", "refs", "--out", "results/finetune/r", "--device", "cpu"]
-    assert_clean_failure(args, cwd=tmp_path, message="model_options must be a mapping of option names to values")
+    assert_clean_failure(args, cwd=tmp_path, message="model_options' must be a mapping")

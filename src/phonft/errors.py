@@ -48,3 +48,9 @@ class NetworkError(PhonftError):
     def __init__(self, material: str, problem: str, fix: str):
         self.material = material
         super().__init__(f"material '{material}': {problem} Fix: {fix}")
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so an error quoting a user's value stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from phonft.errors import short_repr
+
 FORMATS = ("phonopy_yaml", "force_sets", "vasprun", "qe", "mdr", "phono3py", "engine")
 ON_IMPLAUSIBLE = ("error", "warn")
 """Values of a reference's ``on_implausible`` key; the first is the default."""
@@ -100,7 +102,7 @@ def check_reference(spec: Any) -> None:
         raise SpecError("a reference needs a 'format' key, one of: " + ", ".join(FORMATS))
     fmt = spec["format"]
     if fmt not in FORMATS:
-        raise SpecError(f"unknown reference format {fmt!r}; use one of: {', '.join(FORMATS)}")
+        raise SpecError(f"unknown reference format {short_repr(fmt)}; use one of: {', '.join(FORMATS)}")
     _unknown(f"reference (format {fmt})", spec, ("format", *REFERENCE_KEYS[fmt]))
 
 
@@ -132,7 +134,7 @@ def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> Referenc
     on_implausible = spec.get("on_implausible", ON_IMPLAUSIBLE[0])
     if on_implausible not in ON_IMPLAUSIBLE:
         raise SpecError(f"reference key 'on_implausible' must be one of {', '.join(ON_IMPLAUSIBLE)}, "
-                        f"not {on_implausible!r}")
+                        f"not {short_repr(on_implausible)}")
     return replace(resolved, on_implausible=on_implausible)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from phonft.errors import ConfigError
+from phonft.errors import ConfigError, short_repr
 
 VARIANTS = ("base", "finetuned")
 """The two models of a run's held-out step: its base model and the fine-tuned one."""
@@ -50,9 +50,9 @@ at most 100 characters. No ``/``, no ``..``, no spaces or shell characters; the 
 def check_name(kind: str, name: object) -> str:
     """``name`` when it is a :data:`SAFE_NAME`, else a :class:`ConfigError` naming ``kind``."""
     if not isinstance(name, str):
-        raise ConfigError(f"{kind} {name!r} must be a string. Fix: quote it in the YAML file ('{name}')")
+        raise ConfigError(f"{kind} {short_repr(name)} must be a string. Fix: quote it in the YAML file")
     if not re.fullmatch(SAFE_NAME, name):
-        raise ConfigError(f"{kind} {name!r} is not a safe folder name. Fix: use letters, digits, '.', '_' and "
+        raise ConfigError(f"{kind} {short_repr(name)} is not a safe folder name. Fix: use letters, digits, '.', '_' and "
                           "'-' only, starting with a letter or digit (at most 100 characters), e.g. NaCl or mp-149")
     return name
 
