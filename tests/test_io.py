@@ -141,7 +141,7 @@ def _evaluate(ref: Path, out: Path, seed: int = 0) -> int:
                  "--material", "mp-149", "--out", str(out), "--device", "cpu", "--settings", json.dumps(settings)])
 
 
-def test_evaluate_material_folder_is_all_or_nothing(references, tmp_path, monkeypatch):
+def test_evaluate_material_folder_is_all_or_nothing(references, tmp_path, monkeypatch, capsys):
     ref = references("mp-149")
     out = tmp_path / "mace" / "mp-149"
     out.mkdir(parents=True)  # as Snakemake leaves it before the job
@@ -159,8 +159,8 @@ def test_evaluate_material_folder_is_all_or_nothing(references, tmp_path, monkey
         return real(path, data)
 
     monkeypatch.setattr(run, "atomic_write_json", fail_on_thermal)
-    with pytest.raises(OSError, match="disk full"):
-        _evaluate(ref, out, seed=1)  # another model: its bands.json differs
+    assert _evaluate(ref, out, seed=1) == 2  # another model (its bands.json differs); one-line error
+    assert "disk full" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old complete result, untouched
     assert sorted(p.name for p in out.parent.iterdir()) == ["mp-149"]  # no temporary folder left
 
