@@ -15,7 +15,10 @@ import yaml
 from snakemake.utils import update_config, validate
 
 from phonft.errors import ConfigError
-from phonft.plan import JOBS, SETTINGS, FigureSet, Plan, figure_list, replay_fields, settings, train_fields
+from phonft.plan import (
+    DEVICE_RULES, JOB_GROUPS, JOBS, SETTINGS, FigureSet, Plan, figure_list, job_device, replay_fields, rule_gpus,
+    settings, train_fields,
+)
 from phonft_testdata import REPO
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -250,3 +253,33 @@ def test_config_file_route_gives_the_workflows_settings(tmp_path):
             settings(plan, action, material="MgB2")["protocol"]).digest()
     with pytest.raises(ConfigError, match="no material 'nope'"):
         read_settings(args, "references", ("material", "protocol"), material="nope")
+
+
+@pytest.mark.parametrize(("device", "gpus"), [("auto", 0), ("cpu", 0), ("cuda", 1)])
+def test_rule_gpus_follow_the_device(device, gpus):
+    """A model-running rule asks for a GPU only under device cuda; a GPU profile raises auto's 0."""
+    assert rule_gpus(device) == gpus
+    assert job_device(device, gpus, "finetune_train") == device
+
+
+def test_job_device_accepts_a_gpu_profile_under_auto():
+    assert job_device("auto", 1, "finetune_train") == "auto"
+    assert job_device("cuda", 2, "finetune_train") == "cuda"
+
+
+@pytest.mark.parametrize(("device", "gpus", "message"), [
+    ("cpu", 1, r"finetune.device is 'cpu' but rule evaluate_mdr asks for 1 GPU"),
+    ("cuda", 0, r"finetune.device is 'cuda' but rule evaluate_mdr asks for no GPU"),
+])
+def test_job_device_refuses_a_device_the_gpus_contradict(device, gpus, message):
+    with pytest.raises(ConfigError, match=message):
+        job_device(device, gpus, "evaluate_mdr")
+
+
+def test_device_rules_and_job_groups_name_the_workflows_rules():
+    """DEVICE_RULES are the rules that pass --device; JOB_GROUPS name rules that exist."""
+    rules = _rules()
+    assert {r for r, block in rules.items() if "--device" in block} == set(DEVICE_RULES)
+    assert all("gpu=GPUS" in rules[r] and f'device_arg("{r}")' in rules[r] for r in DEVICE_RULES)
+    assert {r for r, block in rules.items() if "group:" in block} == set(JOB_GROUPS)
+    assert all(f'JOB_GROUPS["{r}"]' in rules[r] for r in JOB_GROUPS)

@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from phonft.errors import ConfigError  # noqa: E402
-from phonft.plan import VARIANTS, Plan, settings  # noqa: E402
+from phonft.plan import JOB_GROUPS, VARIANTS, Plan, job_device, rule_gpus, settings  # noqa: E402
 
 try:
     PLAN = Plan(config, base_dir=workflow.basedir)
@@ -47,6 +47,16 @@ def settings_json(action, **ids):
 
 
 DEVICE = config["finetune"]["device"]
+# GPUs asked by the model-running rules (phonft.plan.resources), 1 for device cuda, else 0; a GPU
+# profile raises it with set-resources. Local runs limit them only under --resources gpu=N.
+GPUS = rule_gpus(DEVICE)
+
+
+def device_arg(name):
+    """A --device param: finetune.device, checked against the GPUs of the job (of the rule named)."""
+    return lambda wildcards, resources: checked(job_device, DEVICE, resources.gpu, name)
+
+
 # Options that may be absent are lists of words: a shell line's {params.x:q} quotes each word.
 CACHE_ARG = ["--cache-dir", config["cache_dir"]] if config["cache_dir"] else []
 

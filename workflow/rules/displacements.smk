@@ -12,6 +12,8 @@ rule displacements:
         LAYOUT.log("displacements"),
     benchmark:
         LAYOUT.benchmark("displacements")
+    group:
+        JOB_GROUPS["displacements"]
     threads: 1
     resources:
         mem_mb=2000,

@@ -11,15 +11,18 @@ rule evaluate_mdr:
         settings=lambda wc: settings_json("evaluate_mdr", model=wc.model),
         refdir=lambda wc, input: str(Path(input.reference).parent),
         outdir=lambda wc, output: str(Path(output.thermal).parent),
-        device=DEVICE,
+        device=device_arg("evaluate_mdr"),
     log:
         LAYOUT.log("evaluate_mdr"),
     benchmark:
         LAYOUT.benchmark("evaluate_mdr")
+    group:
+        JOB_GROUPS["evaluate_mdr"]
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -39,15 +42,18 @@ rule evaluate_double_well:
         model=model_spec,
         settings=lambda wc: settings_json("evaluate_double_well", model=wc.model),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        device=DEVICE,
+        device=device_arg("evaluate_double_well"),
     log:
         LAYOUT.log("evaluate_double_well"),
     benchmark:
         LAYOUT.benchmark("evaluate_double_well")
+    group:
+        JOB_GROUPS["evaluate_double_well"]
     threads: 1
     resources:
         mem_mb=4000,
         runtime=15,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -91,7 +97,7 @@ rule evaluate_kappa:
         model=model_spec,
         settings=lambda wc: settings_json("evaluate_kappa", model=wc.model),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        device=DEVICE,
+        device=device_arg("evaluate_kappa"),
     log:
         LAYOUT.log("evaluate_kappa"),
     benchmark:
@@ -100,6 +106,7 @@ rule evaluate_kappa:
     resources:
         mem_mb=8000,
         runtime=120,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -139,7 +146,7 @@ rule evaluate_kappa103:
         model=model_spec,
         settings=lambda wc: settings_json("evaluate_kappa103", model=wc.model),
         cache=CACHE_ARG,
-        device=DEVICE,
+        device=device_arg("evaluate_kappa103"),
     log:
         LAYOUT.log("evaluate_kappa103"),
     benchmark:
@@ -148,6 +155,7 @@ rule evaluate_kappa103:
     resources:
         mem_mb=16000,
         runtime=240,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:

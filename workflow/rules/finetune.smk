@@ -31,7 +31,7 @@ rule finetune_replay:
         refs=path("references_root"),
         outdir=lambda wc, output: str(Path(output.manifest).parent),
         cache=CACHE_ARG,
-        device=DEVICE,
+        device=device_arg("finetune_replay"),
     log:
         LAYOUT.log("finetune_replay"),
     benchmark:
@@ -40,6 +40,7 @@ rule finetune_replay:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -62,7 +63,7 @@ rule finetune_train:
         refs=path("references_root"),
         outdir=lambda wc, output: str(Path(output.train).parent),
         replay=lambda wc, input: str(Path(input.replay).parent),
-        device=DEVICE,
+        device=device_arg("finetune_train"),
     log:
         LAYOUT.log("finetune_train"),
     benchmark:
@@ -71,6 +72,7 @@ rule finetune_train:
     resources:
         mem_mb=8000,
         runtime=240,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -90,15 +92,18 @@ rule finetune_heldout:
         settings=lambda wc: settings_json("finetune_heldout", run=wc.run),
         model=lambda wc: PLAN.heldout_model(wc.run, wc.variant),
         refdir=lambda wc, input: str(Path(input.reference).parent),
-        device=DEVICE,
+        device=device_arg("finetune_heldout"),
     log:
         LAYOUT.log("finetune_heldout"),
     benchmark:
         LAYOUT.benchmark("finetune_heldout")
+    group:
+        JOB_GROUPS["finetune_heldout"]
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=GPUS,
     conda:
         "../../envs/train.yaml"
     shell:

@@ -16,6 +16,8 @@ rule references:
         LAYOUT.log("references"),
     benchmark:
         LAYOUT.benchmark("references")
+    group:
+        JOB_GROUPS["references"]
     threads: 1
     resources:
         mem_mb=4000,

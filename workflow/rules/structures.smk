@@ -14,6 +14,8 @@ rule structures:
         LAYOUT.log("structures"),
     benchmark:
         LAYOUT.benchmark("structures")
+    group:
+        JOB_GROUPS["structures"]
     threads: 1
     resources:
         mem_mb=2000,
