@@ -3,6 +3,7 @@
 # and the input functions and settings that the rules call with their wildcards.
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -45,6 +46,13 @@ def settings_json(action, **ids):
     """The rule's --settings: its config slice as compact JSON (shell-quoted by :q, like every field)."""
     return json.dumps(checked(lambda: settings(PLAN, action, **ids)), separators=(",", ":"))
 
+
+# Every rule runs the repository's package as `python -m phonft` with src/ first on PYTHONPATH: the
+# same code in a plain venv (where phonft is also installed) and in the --sdm conda environments
+# of envs/ (where it is not). A list of words, so that a shell line's {PHONFT:q} quotes each one.
+PHONFT = ["env", "PYTHONPATH=" + os.pathsep.join(filter(None, [str(Path(workflow.basedir) / "src"),
+                                                               os.environ.get("PYTHONPATH")])),
+          "python", "-m", "phonft"]
 
 DEVICE = config["finetune"]["device"]
 # Options that may be absent are lists of words: a shell line's {params.x:q} quotes each word.
