@@ -194,8 +194,8 @@ def test_rule_cli_and_settings_names_agree():
     assert set(rules) == set(SETTINGS) == set(JOBS)
     for name, body in rules.items():
         stage, _, action = name.partition("_")
-        command = f"{{PHONFT:q}} {stage} {action.replace('_', '-')}".strip() if stage in ("finetune", "evaluate") \
-            else f"{{PHONFT:q}} {name}"
+        command = f"python -m phonft {stage} {action.replace('_', '-')}".strip() if stage in ("finetune", "evaluate") \
+            else f"python -m phonft {name}"
         assert f'"{command} ' in body, (name, command)
         for keyword in ("log:", "benchmark:", "conda:", "--settings {params.settings:q}", f'"{name}"'):
             assert keyword in body, (name, keyword)

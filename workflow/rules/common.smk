@@ -3,8 +3,8 @@
 # and the input functions and settings that the rules call with their wildcards.
 
 import json
-import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -47,12 +47,11 @@ def settings_json(action, **ids):
     return json.dumps(checked(lambda: settings(PLAN, action, **ids)), separators=(",", ":"))
 
 
-# Every rule runs the repository's package as `python -m phonft` with src/ first on PYTHONPATH: the
-# same code in a plain venv (where phonft is also installed) and in the --sdm conda environments
-# of envs/ (where it is not). A list of words, so that a shell line's {PHONFT:q} quotes each one.
-PHONFT = ["env", "PYTHONPATH=" + os.pathsep.join(filter(None, [str(Path(workflow.basedir) / "src"),
-                                                               os.environ.get("PYTHONPATH")])),
-          "python", "-m", "phonft"]
+# Each job runs the repository's package, `python -m phonft`, with src/ first on PYTHONPATH. The
+# same code runs in a plain venv (where phonft is also installed) and in the --sdm conda
+# environments of envs/ (where it is not). Snakemake's own prefix for bash (strict mode) is kept.
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
+             '${{PYTHONPATH:+:$PYTHONPATH}}; ')
 
 DEVICE = config["finetune"]["device"]
 # Options that may be absent are lists of words: a shell line's {params.x:q} quotes each word.
