@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # Use the active virtualenv/conda env when there is one, else ./.venv.
 BIN := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin,$(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin,.venv/bin))
 
-.PHONY: env demo test dry-run lint clean
+.PHONY: env demo test dry-run lint constraints clean
 
 env:
 	@scripts/bootstrap.sh
@@ -25,6 +25,10 @@ dry-run: env
 
 lint: env
 	$(BIN)/snakemake --lint
+
+# constraints.txt from the current environment (run after upgrading and re-testing it).
+constraints: env
+	$(BIN)/python scripts/make_constraints.py
 
 clean:
 	rm -rf results logs .snakemake

@@ -6,7 +6,9 @@
 # - torch: if the environment already imports torch (CUDA or CPU build), keep it.
 #   Otherwise install torch==2.13.0 FIRST, so that nothing later pulls a different
 #   (CUDA, multi-GB) build. Override with PHONFT_TORCH_SPEC="torch==X --index-url ...".
-# - Then install phonft with its ML and test extras; pip keeps the torch already present.
+# - Then install phonft with its ML, test and workflow extras, every other version pinned by
+#   constraints.txt (the tested environment's: `make constraints` regenerates it); pip keeps
+#   the torch already present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,7 @@ else
 fi
 
 STAMP="$("$PY" -c 'import sys; print(sys.prefix)')/.phonft-bootstrap"
-HASH="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+HASH="$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" ]] && "$PY" -c "import phonft, torch" 2>/dev/null; then
   echo "[bootstrap] environment up to date ($PY)"
   exit 0
@@ -38,6 +40,6 @@ else
   # shellcheck disable=SC2086
   "$PY" -m pip install --quiet ${PHONFT_TORCH_SPEC:-torch==2.13.0}
 fi
-"$PY" -m pip install --quiet -e ".[ml,test]"
+"$PY" -m pip install --quiet -c constraints.txt -e ".[ml,test,workflow]"
 "$PY" -c "import torch, phonft; print('[bootstrap] ready: phonft', phonft.__version__, '| torch', torch.__version__)"
 echo "$HASH" > "$STAMP"

@@ -197,8 +197,8 @@ def test_rule_cli_and_settings_names_agree():
     assert set(rules) == set(SETTINGS) == set(JOBS)
     for name, body in rules.items():
         stage, _, action = name.partition("_")
-        command = f"phonft {stage} {action.replace('_', '-')}".strip() if stage in ("finetune", "evaluate") \
-            else f"phonft {name}"
+        command = f"python -m phonft {stage} {action.replace('_', '-')}".strip() if stage in ("finetune", "evaluate") \
+            else f"python -m phonft {name}"
         assert f'"{command} ' in body, (name, command)
         for keyword in ("log:", "benchmark:", "conda:", "--settings {params.settings:q}", f'"{name}"'):
             assert keyword in body, (name, keyword)

@@ -4,6 +4,7 @@
 
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -45,6 +46,12 @@ def settings_json(action, **ids):
     """The rule's --settings: its config slice as compact JSON (shell-quoted by :q, like every field)."""
     return json.dumps(checked(lambda: settings(PLAN, action, **ids)), separators=(",", ":"))
 
+
+# Each job runs the repository's package, `python -m phonft`, with src/ first on PYTHONPATH. The
+# same code runs in a plain venv (where phonft is also installed) and in the --sdm conda
+# environments of envs/ (where it is not). Snakemake's own prefix for bash (strict mode) is kept.
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
+             '${{PYTHONPATH:+:$PYTHONPATH}}; ')
 
 DEVICE = config["finetune"]["device"]
 # GPUs asked by the model-running rules (phonft.plan.resources), 1 for device cuda, else 0; a GPU

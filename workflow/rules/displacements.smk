@@ -21,5 +21,5 @@ rule displacements:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft displacements --material {wildcards.material:q} --structure {input.poscar:q} "
+        "python -m phonft displacements --material {wildcards.material:q} --structure {input.poscar:q} "
         "--settings {params.settings:q} --out {params.outdir:q} > {log:q} 2>&1"

@@ -26,7 +26,7 @@ rule evaluate_mdr:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate mdr --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
+        "python -m phonft evaluate mdr --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
         "--material {wildcards.material:q} --settings {params.settings:q} --out {params.outdir:q} "
         "--device {params.device:q} > {log:q} 2>&1"
 
@@ -57,7 +57,7 @@ rule evaluate_double_well:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate double-well --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
+        "python -m phonft evaluate double-well --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
         "--material {wildcards.material:q} --settings {params.settings:q} --out {output.well:q} "
         "--device {params.device:q} > {log:q} 2>&1"
 
@@ -82,7 +82,7 @@ rule evaluate_kappa_reference:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate kappa-reference --reference {params.refdir:q} --material {wildcards.material:q} "
+        "python -m phonft evaluate kappa-reference --reference {params.refdir:q} --material {wildcards.material:q} "
         "--settings {params.settings:q} --out {output.kappa:q} > {log:q} 2>&1"
 
 
@@ -110,7 +110,7 @@ rule evaluate_kappa:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate kappa --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
+        "python -m phonft evaluate kappa --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
         "--material {wildcards.material:q} --settings {params.settings:q} --out {output.kappa:q} "
         "--device {params.device:q} > {log:q} 2>&1"
 
@@ -133,7 +133,7 @@ checkpoint evaluate_kappa103_ids:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate kappa103-ids --settings {params.settings:q} {params.cache:q} --out {output.ids:q} > {log:q} 2>&1"
+        "python -m phonft evaluate kappa103-ids --settings {params.settings:q} {params.cache:q} --out {output.ids:q} > {log:q} 2>&1"
 
 
 rule evaluate_kappa103:
@@ -159,7 +159,7 @@ rule evaluate_kappa103:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft evaluate kappa103 --model {params.model:q} --name {wildcards.model:q} --id {wildcards.mp_id:q} "
+        "python -m phonft evaluate kappa103 --model {params.model:q} --name {wildcards.model:q} --id {wildcards.mp_id:q} "
         "--settings {params.settings:q} {params.cache:q} --out {output.kappa:q} --device {params.device:q} > {log:q} 2>&1"
 
 
@@ -188,5 +188,5 @@ rule evaluate_summary:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft evaluate summary --name {wildcards.model:q} --model {params.model:q} --model-dir {params.model_dir:q} "
+        "python -m phonft evaluate summary --name {wildcards.model:q} --model {params.model:q} --model-dir {params.model_dir:q} "
         "--references {params.refs:q} {params.base_dir:q} --settings {params.settings:q} {params.cache:q} > {log:q} 2>&1"

@@ -21,5 +21,5 @@ rule figures:
     conda:
         "../../envs/plot.yaml"
     shell:
-        "phonft figures --settings {params.settings:q} --evaluate {params.evaluate:q} --finetune {params.finetune:q} "
+        "python -m phonft figures --settings {params.settings:q} --evaluate {params.evaluate:q} --finetune {params.finetune:q} "
         "--out {params.out:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ rule finetune_split:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune split --run {wildcards.run:q} --settings {params.settings:q} --out {output.split:q} > {log:q} 2>&1"
+        "python -m phonft finetune split --run {wildcards.run:q} --settings {params.settings:q} --out {output.split:q} > {log:q} 2>&1"
 
 
 rule finetune_replay:
@@ -44,7 +44,7 @@ rule finetune_replay:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune replay --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
+        "python -m phonft finetune replay --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
         "--references {params.refs:q} --out {params.outdir:q} {params.cache:q} --device {params.device:q} > {log:q} 2>&1"
 
 
@@ -77,7 +77,7 @@ rule finetune_train:
         "../../envs/train.yaml"
     shell:
         # --resume: a killed job continues from its last epoch checkpoint.
-        "phonft finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
+        "python -m phonft finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
         "--references {params.refs:q} --replay {params.replay:q} --out {params.outdir:q} "
         "--device {params.device:q} --resume > {log:q} 2>&1"
 
@@ -107,5 +107,5 @@ rule finetune_heldout:
     conda:
         "../../envs/train.yaml"
     shell:
-        "phonft finetune heldout --model {params.model:q} --reference {params.refdir:q} --material {wildcards.material:q} "
+        "python -m phonft finetune heldout --model {params.model:q} --reference {params.refdir:q} --material {wildcards.material:q} "
         "--settings {params.settings:q} --out {output.thermal:q} --device {params.device:q} > {log:q} 2>&1"

@@ -25,5 +25,5 @@ rule references:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft references --material {wildcards.material:q} --settings {params.settings:q} --base-dir {params.base:q} "
+        "python -m phonft references --material {wildcards.material:q} --settings {params.settings:q} --base-dir {params.base:q} "
         "--results-dir {params.results:q} {params.displacements:q} --out {params.outdir:q} > {log:q} 2>&1"

@@ -23,5 +23,5 @@ rule structures:
     conda:
         "../../envs/phonons.yaml"
     shell:
-        "phonft structures --material {wildcards.material:q} --settings {params.settings:q} "
+        "python -m phonft structures --material {wildcards.material:q} --settings {params.settings:q} "
         "--base-dir {params.base:q} {params.cache:q} --out {params.outdir:q} > {log:q} 2>&1"
