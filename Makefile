@@ -37,10 +37,12 @@ constraints: env
 # (pip install -e '.[cluster]'). Never touches ./results.
 SMOKE_DIR ?= cluster-smoke
 cluster-smoke: env
+	@$(BIN)/python -c 'import snakemake_executor_plugin_cluster_generic' 2>/dev/null || { \
+	    echo "make cluster-smoke: error: snakemake-executor-plugin-cluster-generic is missing; pip install -e '.[cluster]'" >&2; exit 2; }
 	rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)/local $(SMOKE_DIR)/cluster
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --directory $(SMOKE_DIR)/local \
 	    --configfile $(abspath config/config.yaml)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile $(abspath profiles/cluster-smoke) --jobs $(CORES) \
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile $(abspath profiles/cluster-smoke) --jobs $(CORES) --cores $(CORES) \
 	    --directory $(SMOKE_DIR)/cluster --configfile $(abspath config/config.yaml)
 	$(BIN)/python scripts/cluster_smoke/diff.py $(SMOKE_DIR)/local/results $(SMOKE_DIR)/cluster/results
 
