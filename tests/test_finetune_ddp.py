@@ -8,7 +8,11 @@ parameters, and a shard can leave a parameter without a gradient.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,12 +25,14 @@ from phonft.finetune.data import PhononSample, ReplaySample
 from phonft.finetune.distributed import SINGLE, DistContext, context_from_env, shard, shard_indices
 from phonft.finetune.settings import LossWeights, TrainSettings
 from phonft.finetune.trainer import Trainer
+from phonft.plan import train_launcher
 from phonft_testdata import pair_springs
 
 R0 = {"Si-Si": 5.43 * 3**0.5 / 4, "Ge-Ge": 5.66 * 3**0.5 / 4, "C-Si": 4.36 * 3**0.5 / 4}
 BASE = {"Si-Si": 10.0, "Ge-Ge": 8.0, "C-Si": 20.0}
 DFT = {"Si-Si": 13.0, "Ge-Ge": 6.5, "C-Si": 24.0}
 WORLD = 2
+RESUMED = "uneven_near_field_replay"  # the case resumed on two ranks from one process's checkpoint
 
 #: name -> (number of training structures, settings). One batch holds them all.
 CASES = {
@@ -75,23 +81,22 @@ def _data(n: int) -> tuple[list[PhononSample], list[ReplaySample]]:
     return samples, frames
 
 
-def _run(case: str, dist: DistContext, checkpoint) -> dict:
-    """One epoch (one phonon step and its replay steps) of ``case``: gradients, weights, metrics."""
+def _run(case: str, dist: DistContext, checkpoint, epochs: int = 1, resume: bool = False,
+         stop_after: int | None = None) -> dict:
+    """``epochs`` epochs (each one phonon step and its replay steps) of ``case``: gradients, weights, metrics."""
     n, kwargs = CASES[case]
     samples, frames = _data(n)
-    settings = TrainSettings(epochs=1, lr=0.05, batch_atoms=1000, **kwargs)
+    settings = TrainSettings(epochs=epochs, lr=0.05, batch_atoms=1000, **kwargs)
     model = pair_springs(BASE, R0)
     trainer = Trainer(model, settings, samples, samples[:1], replay_train=frames[:3], replay_val=frames[3:],
                       checkpoint=checkpoint, dist=dist)
-    result = trainer.fit()
+    result = trainer.fit(resume=resume, stop_after=stop_after)
     return {"grads": {k: None if p.grad is None else p.grad.clone() for k, p in model.module.named_parameters()},
             "weights": {k: p.detach().clone() for k, p in model.module.named_parameters()},
-            "row": result.metrics[1]}
+            "row": result.metrics[1], "last": result.metrics[-1]}
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    import os
-
     from phonft.finetune.distributed import init_distributed, shutdown_distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
@@ -101,6 +106,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     assert device == "cpu" and ctx == DistContext(rank, WORLD, rank)
     try:
         out = {case: _run(case, ctx, f"{out_dir}/{case}-rank{rank}.pt") for case in CASES}
+        out["resumed"] = _run(RESUMED, ctx, f"{out_dir}/resume.pt", epochs=2, resume=True)
     finally:
         shutdown_distributed(ctx)
     torch.save(out, f"{out_dir}/rank{rank}.result")
@@ -116,6 +122,7 @@ def _free_port() -> int:
 def ranks(tmp_path_factory):
     """Each case trained on two gloo ranks: {rank: {case: result}}, and the folder they wrote to."""
     out = tmp_path_factory.mktemp("ddp")
+    _run(RESUMED, SINGLE, out / "resume.pt", epochs=2, stop_after=1)  # one process, killed after epoch 1
     mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
     return {r: torch.load(out / f"rank{r}.result", weights_only=False) for r in range(WORLD)}, out
 
@@ -163,3 +170,29 @@ def test_context_from_env():
         context_from_env({"WORLD_SIZE": "4", "RANK": "4"})
     with pytest.raises(ConfigError, match="must be integers"):
         context_from_env({"WORLD_SIZE": "two"})
+
+
+def test_a_checkpoint_of_one_process_resumes_on_two_ranks(ranks):
+    """The checkpoint does not depend on the number of ranks: one process's epoch 1, resumed
+    on two ranks, ends where one uninterrupted process does."""
+    results, out = ranks
+    whole = _run(RESUMED, SINGLE, None, epochs=2)
+    for rank in range(WORLD):
+        resumed = results[rank]["resumed"]
+        assert resumed["last"]["epoch"] == 2
+        assert resumed["last"]["train_loss"] == pytest.approx(whole["last"]["train_loss"], rel=1e-10)
+        for k, w in whole["weights"].items():
+            torch.testing.assert_close(resumed["weights"][k], w, rtol=1e-10, atol=1e-12)
+    assert torch.load(out / "resume.pt", weights_only=True)["world_size"] == WORLD
+
+
+def test_torchrun_hands_phonfts_options_to_phonft():
+    """The rule's launcher words start phonft on every rank with its own options intact
+    (torchrun's parser would take ``--run`` for its ``--run-path`` without the ``--``)."""
+
+    words = train_launcher(2)
+    words[0] = str(Path(sys.executable).parent / words[0])
+    proc = subprocess.run([*words, "finetune", "train", "--run", "x", "--help"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("usage: phonft finetune train") == WORLD  # each rank printed phonft's help

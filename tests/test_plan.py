@@ -290,8 +290,8 @@ def test_device_rules_and_job_groups_name_the_workflows_rules():
 @pytest.mark.parametrize(("gpus", "words"), [
     (0, ["python", "-m", "phonft"]),
     (1, ["python", "-m", "phonft"]),
-    (2, ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "phonft"]),
-    ("4", ["torchrun", "--standalone", "--nproc_per_node", "4", "-m", "phonft"]),
+    (2, ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "--", "phonft"]),
+    ("4", ["torchrun", "--standalone", "--nproc_per_node", "4", "-m", "--", "phonft"]),
 ])
 def test_training_launches_one_torchrun_rank_per_gpu_beyond_one(gpus, words):
     assert train_launcher(gpus) == words

@@ -119,7 +119,7 @@ def test_two_gpus_train_through_torchrun(workflow_copy):
     out = ok(dry_run(workflow_copy, "-p", "--cores", "2", "--set-resources", "finetune_train:gpu=2",
                      "--config", "finetune={device: cuda}"))
     lines = [ln for ln in out.splitlines() if " finetune train " in ln]
-    assert lines and all(ln.startswith("Shell command: torchrun --standalone --nproc_per_node 2 -m phonft finetune train ")
+    assert lines and all(ln.startswith("Shell command: torchrun --standalone --nproc_per_node 2 -m -- phonft finetune train ")
                          for ln in lines)
     plain_out = ok(dry_run(workflow_copy, "-p", "--cores", "2"))
     assert all(ln.startswith("Shell command: python -m phonft finetune train ")

@@ -1,6 +1,6 @@
 """Data-parallel training over ``torchrun`` ranks (torch.distributed; nccl on CUDA, gloo on CPU).
 
-``torchrun --nproc_per_node N -m phonft finetune train ...`` starts N processes with
+``torchrun --nproc_per_node N -m -- phonft finetune train ...`` starts N processes with
 ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set; :func:`init_distributed` reads them (none
 set: one process, nothing changes). Every rank draws the same epoch plan, batch and
 columns from the seeded generator, then fits its own shard of the batch (every

@@ -62,10 +62,11 @@ def train_launcher(gpus: int) -> list[str]:
     """The words that start ``phonft`` in a ``finetune_train`` job granted ``gpus`` GPUs.
 
     Up to one GPU: ``python -m phonft``. More: ``torchrun --standalone --nproc_per_node
-    <gpus> -m phonft``, one data-parallel rank per GPU on the job's node
-    (:mod:`phonft.finetune.distributed`).
+    <gpus> -m -- phonft``, one data-parallel rank per GPU on the job's node
+    (:mod:`phonft.finetune.distributed`). The ``--`` ends torchrun's own options: without
+    it, torchrun's parser takes phonft's ``--run`` for an abbreviation of ``--run-path``.
     """
     gpus = int(gpus)
     if gpus > 1:
-        return ["torchrun", "--standalone", "--nproc_per_node", str(gpus), "-m", "phonft"]
+        return ["torchrun", "--standalone", "--nproc_per_node", str(gpus), "-m", "--", "phonft"]
     return ["python", "-m", "phonft"]
