@@ -17,7 +17,7 @@ from snakemake.utils import update_config, validate
 from phonft.errors import ConfigError
 from phonft.plan import (
     DEVICE_RULES, JOB_GROUPS, JOBS, SETTINGS, FigureSet, Plan, figure_list, job_device, replay_fields, rule_gpus,
-    settings, train_fields,
+    settings, train_fields, train_launcher,
 )
 from phonft_testdata import REPO
 
@@ -199,6 +199,8 @@ def test_rule_cli_and_settings_names_agree():
         stage, _, action = name.partition("_")
         command = f"python -m phonft {stage} {action.replace('_', '-')}".strip() if stage in ("finetune", "evaluate") \
             else f"python -m phonft {name}"
+        if name == "finetune_train":  # one process, or torchrun ranks (train_launcher)
+            command = command.replace("python -m phonft", "{params.launch:q}")
         assert f'"{command} ' in body, (name, command)
         for keyword in ("log:", "benchmark:", "conda:", "--settings {params.settings:q}", f'"{name}"'):
             assert keyword in body, (name, keyword)
@@ -283,3 +285,20 @@ def test_device_rules_and_job_groups_name_the_workflows_rules():
     assert all("gpu=GPUS" in rules[r] and f'device_arg("{r}")' in rules[r] for r in DEVICE_RULES)
     assert {r for r, block in rules.items() if "group:" in block} == set(JOB_GROUPS)
     assert all(f'JOB_GROUPS["{r}"]' in rules[r] for r in JOB_GROUPS)
+
+
+@pytest.mark.parametrize(("gpus", "words"), [
+    (0, ["python", "-m", "phonft"]),
+    (1, ["python", "-m", "phonft"]),
+    (2, ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "--", "phonft"]),
+    ("4", ["torchrun", "--standalone", "--nproc_per_node", "4", "-m", "--", "phonft"]),
+])
+def test_training_launches_one_torchrun_rank_per_gpu_beyond_one(gpus, words):
+    assert train_launcher(gpus) == words
+
+
+def test_training_rule_starts_phonft_through_the_launcher():
+    """finetune_train's shell line begins with the launcher's words, driven by the job's GPUs."""
+    block = _rules()["finetune_train"]
+    assert "launch=lambda wildcards, resources: train_launcher(resources.gpu)" in block
+    assert '"{params.launch:q} finetune train ' in block and "python -m phonft" not in block

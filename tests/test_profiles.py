@@ -112,3 +112,15 @@ def test_gpu_profile_with_device_cpu_is_refused(workflow_copy):
     proc = dry_run(workflow_copy, "--profile", str(PROFILES / "local"), "--config", "finetune={device: cpu}")
     assert proc.returncode != 0
     assert "finetune.device is 'cpu' but rule" in proc.stdout + proc.stderr
+
+
+def test_two_gpus_train_through_torchrun(workflow_copy):
+    """finetune_train granted two GPUs runs `torchrun --nproc_per_node 2 -m phonft finetune train`."""
+    out = ok(dry_run(workflow_copy, "-p", "--cores", "2", "--set-resources", "finetune_train:gpu=2",
+                     "--config", "finetune={device: cuda}"))
+    lines = [ln for ln in out.splitlines() if " finetune train " in ln]
+    assert lines and all(ln.startswith("Shell command: torchrun --standalone --nproc_per_node 2 -m -- phonft finetune train ")
+                         for ln in lines)
+    plain_out = ok(dry_run(workflow_copy, "-p", "--cores", "2"))
+    assert all(ln.startswith("Shell command: python -m phonft finetune train ")
+               for ln in plain_out.splitlines() if " finetune train " in ln)

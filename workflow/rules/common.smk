@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from phonft.errors import ConfigError  # noqa: E402
-from phonft.plan import JOB_GROUPS, VARIANTS, Plan, job_device, rule_gpus, settings  # noqa: E402
+from phonft.plan import JOB_GROUPS, VARIANTS, Plan, job_device, rule_gpus, settings, train_launcher  # noqa: E402
 
 try:
     PLAN = Plan(config, base_dir=workflow.basedir)

@@ -64,6 +64,8 @@ rule finetune_train:
         outdir=lambda wc, output: str(Path(output.train).parent),
         replay=lambda wc, input: str(Path(input.replay).parent),
         device=device_arg("finetune_train"),
+        # phonft in one process, or under torchrun with one data-parallel rank per GPU when gpu > 1.
+        launch=lambda wildcards, resources: train_launcher(resources.gpu),
     log:
         LAYOUT.log("finetune_train"),
     benchmark:
@@ -77,7 +79,7 @@ rule finetune_train:
         "../../envs/train.yaml"
     shell:
         # --resume: a killed job continues from its last epoch checkpoint.
-        "python -m phonft finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
+        "{params.launch:q} finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
         "--references {params.refs:q} --replay {params.replay:q} --out {params.outdir:q} "
         "--device {params.device:q} --resume > {log:q} 2>&1"
 

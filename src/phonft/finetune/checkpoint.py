@@ -12,6 +12,11 @@ A run resumes only the checkpoint of its own key. A changed reference, split, re
 or setting therefore trains afresh, and the log names what changed
 (:func:`prepare_checkpoint`); checkpoints of other keys are left in place, never read.
 
+The number of data-parallel ranks is not part of the key: every rank holds the same
+weights, optimiser and EMA state, and a step's shards together are the single-process
+batch (:mod:`phonft.finetune.distributed`), so a checkpoint resumes on any number of ranks;
+it records the ``world_size`` that wrote it (checkpoints of older phonft lack it: 1).
+
 Checkpoints hold tensors and plain Python containers only, and are read with
 ``torch.load(weights_only=True)``, which runs no code from the file
 (:func:`load_checkpoint`).

@@ -30,7 +30,7 @@ on labelled structures, with the replay weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -54,6 +54,10 @@ class ObjectiveValue:
 
     loss: torch.Tensor
     parts: dict[str, float]
+    #: term (``hessian``, ``energy``, ``forces``, ``stress``) -> (its weighted loss, the
+    #: number of entries its mean pools, or its weights' sum): what lets data-parallel
+    #: ranks combine their shards into the loss of the union (:mod:`phonft.finetune.distributed`).
+    terms: dict[str, tuple[torch.Tensor, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,28 +149,35 @@ def phonon_labels(samples: Sequence[PhononSample], w: LossWeights, model: Model)
     return Labels(energy_eV=None, forces_eV_A=forces, stress_eV_A3=stress)
 
 
-def replay_labels(samples: Sequence[ReplaySample], w: LossWeights, model: Model) -> Labels:
-    """Energies and forces always (they measure forgetting); stress when weighted and every frame has one."""
-    has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
+def replay_labels(samples: Sequence[ReplaySample], w: LossWeights, model: Model,
+                  has_stress: bool | None = None) -> Labels:
+    """Energies and forces always (they measure forgetting); stress when weighted and every
+    frame has one (``has_stress``: decided by the caller, for a shard of a larger batch)."""
+    if has_stress is None:
+        has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
     return Labels(energy_eV=_tensor([s.energy_eV for s in samples], model),
                   forces_eV_A=_tensor(np.concatenate([s.forces_eV_A for s in samples]), model),
                   stress_eV_A3=_tensor(np.stack([s.stress_eV_A3 for s in samples]), model) if has_stress else None)
 
 
 def label_terms(out: Outputs, labels: Labels, n_atoms: torch.Tensor, w: LossWeights
-                ) -> tuple[list[torch.Tensor], dict[str, float]]:
-    """The weighted E/F/S loss terms of the labels present (in that order) and their MAEs."""
-    terms: list[torch.Tensor] = []
+                ) -> tuple[dict[str, tuple[torch.Tensor, float]], dict[str, float]]:
+    """The weighted E/F/S loss terms of the labels present (in that order), each with the
+    number of entries its mean pools, and their MAEs."""
+    terms: dict[str, tuple[torch.Tensor, float]] = {}
     parts: dict[str, float] = {}
     if labels.energy_eV is not None:
         n = n_atoms.to(out.energy.dtype)
-        terms.append(w.energy * losses.energy_loss(out.energy, labels.energy_eV, n_atoms, w.huber_delta))
+        terms["energy"] = (w.energy * losses.energy_loss(out.energy, labels.energy_eV, n_atoms, w.huber_delta),
+                           float(labels.energy_eV.numel()))
         parts["energy_mae"] = _f(torch.abs((out.energy - labels.energy_eV) / n).mean())
     if labels.forces_eV_A is not None:
-        terms.append(w.forces * losses.force_loss(out.forces, labels.forces_eV_A, w.huber_delta))
+        terms["forces"] = (w.forces * losses.force_loss(out.forces, labels.forces_eV_A, w.huber_delta),
+                           float(labels.forces_eV_A.numel()))
         parts["force_mae"] = _f(torch.abs(out.forces - labels.forces_eV_A).mean())
     if labels.stress_eV_A3 is not None:
-        terms.append(w.stress * losses.stress_loss(out.stress, labels.stress_eV_A3, w.huber_delta))
+        terms["stress"] = (w.stress * losses.stress_loss(out.stress, labels.stress_eV_A3, w.huber_delta),
+                           float(labels.stress_eV_A3.numel()))
         parts["stress_mae"] = _f(torch.abs(out.stress - labels.stress_eV_A3).mean())
     return terms, parts
 
@@ -191,16 +202,22 @@ def phonon_objective(model: Model, samples: Sequence[PhononSample], columns: np.
     hessian = losses.hessian_column_loss(pred, ref, weights, w.huber_delta)
     parts = {"hessian_loss": _f(hessian), "hessian_mae": _f(losses.hessian_column_loss(pred.detach(), ref, weights))}
     terms, label_parts = label_terms(out, phonon_labels(samples, w, model), batch.n_atoms, w)
-    total = sum(terms, start=w.hessian * hessian)
-    return ObjectiveValue(total, {**parts, **label_parts, "loss": _f(total)})
+    total = sum((t for t, _ in terms.values()), start=w.hessian * hessian)
+    count = _f(weights.expand_as(ref).sum()) if weights is not None else float(ref.numel())
+    return ObjectiveValue(total, {**parts, **label_parts, "loss": _f(total)},
+                          {"hessian": (w.hessian * hessian, count), **terms})
 
 
-def replay_objective(model: Model, samples: Sequence[ReplaySample], w: LossWeights, create_graph: bool = True
-                     ) -> ObjectiveValue:
-    """Co-training objective on labelled upstream (or pseudo-labelled) structures: E/F/S terms."""
-    labels = replay_labels(samples, w, model)
+def replay_objective(model: Model, samples: Sequence[ReplaySample], w: LossWeights, create_graph: bool = True,
+                     has_stress: bool | None = None) -> ObjectiveValue:
+    """Co-training objective on labelled upstream (or pseudo-labelled) structures: E/F/S terms.
+
+    ``has_stress`` fits the stress term or not (default: when weighted and every frame has one).
+    """
+    labels = replay_labels(samples, w, model, has_stress)
     batch = model.prepare([s.atoms for s in samples])
     out = model.evaluate(batch, stress=labels.stress_eV_A3 is not None, create_graph=create_graph)
     terms, parts = label_terms(out, labels, batch.n_atoms, w)
-    total = sum(terms[1:], start=terms[0])
-    return ObjectiveValue(total, {**parts, "loss": _f(total)})
+    values = [t for t, _ in terms.values()]
+    total = sum(values[1:], start=values[0])
+    return ObjectiveValue(total, {**parts, "loss": _f(total)}, terms)

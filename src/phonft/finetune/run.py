@@ -94,24 +94,45 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
     continues; a finished one trains nothing and the outputs are rewritten from it (the
     same weights and metrics; train.json differs only in ``resumed_from_epoch``). The
     figures stage draws the training curve (:func:`phonft.figures.plot_training_curve`).
+
+    Launched by ``torchrun``, the ranks train data-parallel
+    (:mod:`phonft.finetune.distributed`); rank 0 writes every file, the other ranks
+    return ``{"rank": <rank>}``. The checkpoint is independent of the number of ranks,
+    so a run resumes on any number of them.
     """
-    from phonft.finetune.checkpoint import CheckpointKey, prepare_checkpoint
-    from phonft.finetune.trainer import Trainer, write_metrics
+    from phonft.finetune.distributed import init_distributed, shutdown_distributed
     from phonft.models import resolve_device
+
+    ctx, dev = init_distributed(resolve_device(device))
+    if not ctx.is_main:
+        logging.getLogger("phonft").setLevel(logging.WARNING)  # rank 0 logs for all
+    try:
+        return _train(run_name, run, split_file, references, replay_dir, Path(out_dir), dev, ctx, resume,
+                      stop_after)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,
+           replay_dir: str | os.PathLike, out_dir: Path, dev: str, ctx: Any, resume: bool,
+           stop_after: int | None) -> dict[str, Any]:
+    from phonft.finetune.checkpoint import CHECKPOINT_FILE, CheckpointKey, prepare_checkpoint
+    from phonft.finetune.trainer import Trainer, write_metrics
 
     settings = TrainSettings.from_dict(train_fields(run))
     split = read_split(split_file)
     key = CheckpointKey.of_run(settings.digest(), settings.base_model, split, Path(references),
                                Path(replay_dir) if replay_dir else None)
     train_set, val_set, replay_train, replay_val = _training_data(settings, split, Path(references), replay_dir)
-    dev = resolve_device(device)
     model = _base_model(settings, dev, train_set + val_set)
-    out_dir = Path(out_dir)
-    ckpt = prepare_checkpoint(out_dir / "checkpoints", key, resume)
+    ckpt = (prepare_checkpoint(out_dir / "checkpoints", key, resume) if ctx.is_main
+            else out_dir / "checkpoints" / key.digest / CHECKPOINT_FILE)
     manifest = _manifest_summary(Path(replay_dir) / "manifest.json") if replay_dir else None
     trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt,
-                      dft_labels=(manifest or {}).get("kind") == "upstream", key=key.digest)
+                      dft_labels=(manifest or {}).get("kind") == "upstream", key=key.digest, dist=ctx)
     result = trainer.fit(resume=resume, stop_after=stop_after)
+    if not ctx.is_main:
+        return {"rank": ctx.rank}
     write_metrics(result.metrics, out_dir / "metrics.csv")
     if stop_after is not None and result.metrics[-1]["epoch"] < settings.epochs:
         log.info("stopped after epoch %d as asked; resume with --resume", result.metrics[-1]["epoch"])
@@ -128,6 +149,7 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         "best_val_loss": result.best_val_loss,
         "resumed_from_epoch": result.resumed_from,
         "device": dev,
+        "world_size": ctx.world_size,
         "seconds": sum(row["seconds"] for row in result.metrics),
         "n_parameters": sum(p.numel() for p in model.module.parameters()),
         "n_trainable": sum(p.numel() for p in trainer.params),

@@ -21,6 +21,11 @@ After every epoch the EMA weights are scored on the validation structures (one f
 column each) and on the held-back replay frames; the best EMA weights by phonon
 validation loss among the epochs within the forgetting budget (``max_drift``) are kept,
 and a checkpoint is written atomically.
+
+Under ``torchrun`` (``dist``, :mod:`phonft.finetune.distributed`) each rank fits its shard
+of every batch and the gradients are summed so that a step is the single-process step on
+the whole batch; every rank validates on the full sets (with equal weights, equal
+results), and only rank 0 writes the checkpoint and shows progress.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from phonft.errors import ConfigError
 from phonft.finetune.checkpoint import load_checkpoint
 from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
+from phonft.finetune.distributed import (SINGLE, DistContext, allreduce_grads, broadcast_weights, shard,
+                                         shard_indices, union_objective)
 from phonft.finetune.objective import ObjectiveValue, phonon_objective, replay_objective
 from phonft.finetune.settings import TrainSettings
 from phonft.finetune.strategies import apply_strategy
@@ -124,13 +131,13 @@ class Trainer:
 
     ``checkpoint`` is written after every epoch and holds ``key`` (default: the settings'
     digest; :mod:`phonft.finetune.checkpoint` keys it by every input); a resumed
-    checkpoint must hold the same key.
+    checkpoint must hold the same key. ``dist``: this process's data-parallel rank.
     """
 
     def __init__(self, model: Model, settings: TrainSettings, train: Sequence[PhononSample],
                  val: Sequence[PhononSample], replay_train: Sequence[ReplaySample] = (),
                  replay_val: Sequence[ReplaySample] = (), checkpoint: str | Path | None = None,
-                 dft_labels: bool = False, key: str | None = None):
+                 dft_labels: bool = False, key: str | None = None, dist: DistContext = SINGLE):
         if not train:
             raise ConfigError("the training split holds no phonon structures")
         self.model, self.settings = model, settings
@@ -142,6 +149,9 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.key = key or settings.digest()
         self.dft_labels = dft_labels  # replay labels are DFT (upstream), not the base model's
+        self.dist = dist
+        if dist.active:
+            broadcast_weights(model.module)
         with reproducible():
             self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
         self.params = apply_strategy(model, settings.strategy, settings.frozen)
@@ -151,14 +161,42 @@ class Trainer:
         self.val_cols = sample_columns([s.n_atoms for s in self.val_set], 1, vrng) if self.val_set else None
 
     # ------------------------------------------------------------------ steps
-    def _optimise(self, result: ObjectiveValue) -> None:
+    def _optimise(self, result: ObjectiveValue | None) -> dict[str, float]:
+        """One optimiser step on ``result`` (this rank's shard under ``dist``); the logged parts."""
         self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
-        if not torch.isfinite(result.loss):
-            raise FloatingPointError(f"non-finite loss {float(result.loss)}; lower lr or check the labels")
+        if self.dist.active:
+            loss, parts = union_objective(result, self.model.device)
+            if loss is not None:
+                loss.backward()
+            allreduce_grads(self.params)
+            value = torch.tensor(parts["loss"])
+        else:
+            assert result is not None
+            result.loss.backward()
+            value, parts = result.loss, dict(result.parts)
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"non-finite loss {float(value)}; lower lr or check the labels")
         torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
         self.optimizer.step()
         self.ema.update()
+        return parts
+
+    def _phonon_step(self, samples: list[PhononSample], cols: np.ndarray) -> dict[str, float]:
+        """The phonon step on a batch; under ``dist``, on this rank's shard of it."""
+        mine = shard_indices(len(samples), self.dist)
+        res = (phonon_objective(self.model, [samples[i] for i in mine], cols[mine], self.settings)
+               if mine else None)
+        return self._optimise(res)
+
+    def _replay_step(self, samples: list[ReplaySample]) -> None:
+        """A replay step on a batch; under ``dist``, on this rank's shard (stress decided on the batch)."""
+        w = self.settings.replay_weights
+        if not self.dist.active:
+            self._optimise(replay_objective(self.model, samples, w))
+            return
+        has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
+        mine = shard(samples, self.dist)
+        self._optimise(replay_objective(self.model, mine, w, has_stress=has_stress) if mine else None)
 
     def _replay_batches(self, rng: np.random.Generator) -> Iterator[list[ReplaySample]]:
         sizes = [s.n_atoms for s in self.replay_train]
@@ -179,12 +217,9 @@ class Trainer:
         for idx in batches:
             samples = [self.train_set[i] for i in idx]
             cols = sample_columns([s.n_atoms for s in samples], self.settings.columns_per_structure, rng)
-            res = phonon_objective(self.model, samples, cols, self.settings)
-            self._optimise(res)
-            row = dict(res.parts)
+            row = self._phonon_step(samples, cols)
             for _ in range(self.settings.replay_steps):
-                r = replay_objective(self.model, next(replay), self.settings.replay_weights)
-                self._optimise(r)
+                self._replay_step(next(replay))
             rows.append(row)
             if bar is not None:
                 bar.update(1)
@@ -234,13 +269,17 @@ class Trainer:
     def _state(self, epoch: int, best: dict[str, Any], metrics: list[dict[str, float]]) -> dict[str, Any]:
         return {"key": self.key, "epoch": epoch, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "ema": self.ema.state_dict(), "best": best,
-                "metrics": metrics}
+                "metrics": metrics, "world_size": self.dist.world_size}
 
     def _load(self, state: dict[str, Any]) -> None:
         if state["key"] != self.key:
             raise ConfigError(f"{self.checkpoint}: checkpoint was written for other settings or inputs "
                               f"(key {state['key']} != {self.key}). Fix: delete it to start afresh, or "
                               "resume with the settings and inputs that wrote it.")
+        if state.get("world_size", 1) != self.dist.world_size:
+            log.info("%s was written by %d rank(s), resumed on %d: the steps are the same (a step's shards "
+                     "together are the single-process batch)", self.checkpoint, state.get("world_size", 1),
+                     self.dist.world_size)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
@@ -280,7 +319,7 @@ class Trainer:
             log.info("epoch 0 (base model): %s", _fmt(row))
         n_batches = len(self.epoch_plan(1)[1])
         bar = tqdm(total=s.epochs * n_batches, initial=(start - 1) * n_batches, desc="finetune", unit="step",
-                   file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+                   file=sys.stderr, dynamic_ncols=True, mininterval=1.0, disable=not self.dist.is_main)
         ran = 0
         for epoch in range(start, s.epochs + 1):
             if stop_after is not None and ran >= stop_after:
@@ -294,7 +333,7 @@ class Trainer:
             metrics.append(row)
             best = self._consider(best, row, epoch, metrics[0])
             log.info("epoch %d: %s", epoch, _fmt(row))
-            if self.checkpoint:
+            if self.checkpoint and self.dist.is_main:
                 atomic_torch_save(self._state(epoch, best, metrics), self.checkpoint)
             ran += 1
         bar.close()

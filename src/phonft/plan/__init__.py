@@ -18,12 +18,12 @@ it while it parses the workflow (no numpy, no data read, no download). It holds:
 from phonft.plan.figures import CAPTIONS, Figure, FigureSet, figure_list
 from phonft.plan.layout import FILES, JOBS, MODEL_FILE, VARIANTS, Layout
 from phonft.plan.planner import EvalModel, Plan, model_name
-from phonft.plan.resources import DEVICE_RULES, JOB_GROUPS, job_device, rule_gpus
+from phonft.plan.resources import DEVICE_RULES, JOB_GROUPS, job_device, rule_gpus, train_launcher
 from phonft.plan.runs import Split, SplitError, make_split, replay_fields, run_split, train_fields
 from phonft.plan.settings import SETTINGS, settings
 
 __all__ = [
     "CAPTIONS", "DEVICE_RULES", "FILES", "JOB_GROUPS", "JOBS", "MODEL_FILE", "SETTINGS", "VARIANTS", "EvalModel", "Figure", "FigureSet", "Layout",
     "Plan", "Split", "SplitError", "figure_list", "job_device", "make_split", "model_name", "replay_fields",
-    "rule_gpus", "run_split", "settings", "train_fields",
+    "rule_gpus", "run_split", "settings", "train_fields", "train_launcher",
 ]

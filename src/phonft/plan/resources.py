@@ -5,7 +5,8 @@ GPUs. The rules that run a model (:data:`DEVICE_RULES`, each passes ``--device``
 ``finetune.device`` is ``cuda``, else 0 (``cpu``, and ``auto``, which takes a GPU only where
 one is given). A GPU profile raises it to 1 with ``set-resources`` (``profiles/slurm``,
 ``profiles/local``); so ``auto`` on a GPU profile asks for a GPU. :func:`job_device`
-checks, per job, that the device and the GPUs granted agree.
+checks, per job, that the device and the GPUs granted agree. A fine-tuning job granted more
+than one GPU trains data-parallel, one ``torchrun`` rank per GPU (:func:`train_launcher`).
 
 Job groups. On a cluster every job is a queued batch job; :data:`JOB_GROUPS` bundles the
 short per-material jobs, so that ``group-components`` in a cluster profile submits many of
@@ -55,3 +56,17 @@ def job_device(device: str, gpus: int, rule: str) -> str:
             f"finetune.device is 'cuda' but rule {rule} asks for no GPU (set-resources {rule}:gpu=0); "
             "set finetune.device to auto or cpu, or give the rule gpu=1")
     return device
+
+
+def train_launcher(gpus: int) -> list[str]:
+    """The words that start ``phonft`` in a ``finetune_train`` job granted ``gpus`` GPUs.
+
+    Up to one GPU: ``python -m phonft``. More: ``torchrun --standalone --nproc_per_node
+    <gpus> -m -- phonft``, one data-parallel rank per GPU on the job's node
+    (:mod:`phonft.finetune.distributed`). The ``--`` ends torchrun's own options: without
+    it, torchrun's parser takes phonft's ``--run`` for an abbreviation of ``--run-path``.
+    """
+    gpus = int(gpus)
+    if gpus > 1:
+        return ["torchrun", "--standalone", "--nproc_per_node", str(gpus), "-m", "--", "phonft"]
+    return ["python", "-m", "phonft"]
