@@ -157,3 +157,32 @@ def write_thermal_case(root, model, material, omega, stable, band=1.0):
     (d / "thermal.json").write_text(json.dumps(rec))
     if model != "refs":
         (d / "bands.json").write_text(json.dumps({"band_mae_THz": band}))
+
+
+#: A tiny fine-tuning run on a small random MACE model (the finetune CLI and resume tests).
+TINY_MACE_RUN = {
+    "materials": ["Si", "mp-149", "MgO"],
+    "split": {"test": ["MgO"], "val": ["mp-149"], "n_test": 1, "n_val": 1},
+    "base_model": "mace-small",
+    "model_options": {"elements": ["Si", "Mg", "O", "C", "Ge"], "seed": 0},
+    "epochs": 2,
+    "lr": 1e-3,
+    "replay_steps": 1,
+    "replay": {"copies": 3, "min_atoms": 8, "max_atoms": 16},
+}
+
+
+def hessian_by_hvp(model, atoms) -> np.ndarray:
+    """Full (N, N, 3, 3) Hessian of a float64 phonft model by Hessian-vector products (eV/Å²)."""
+    import torch
+
+    n = len(atoms)
+    batch = model.prepare([atoms])
+    out = model.evaluate(batch, create_graph=True)
+    fc = np.zeros((n, n, 3, 3))
+    for c in range(3 * n):
+        v = torch.zeros(n, 3, dtype=torch.float64)
+        v.view(-1)[c] = 1.0
+        j, b = divmod(c, 3)
+        fc[:, j, :, b] = model.hvp(batch, v, out, create_graph=False).detach().numpy()
+    return fc

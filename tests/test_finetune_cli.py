@@ -9,17 +9,9 @@ import pytest
 import torch
 
 from phonft.cli import main
+from phonft_testdata import TINY_MACE_RUN
 
-RUN = {
-    "materials": ["Si", "mp-149", "MgO"],
-    "split": {"test": ["MgO"], "val": ["mp-149"], "n_test": 1, "n_val": 1},
-    "base_model": "mace-small",
-    "model_options": {"elements": ["Si", "Mg", "O", "C", "Ge"], "seed": 0},
-    "epochs": 2,
-    "lr": 1e-3,
-    "replay_steps": 1,
-    "replay": {"copies": 3, "min_atoms": 8, "max_atoms": 16},
-}
+RUN = TINY_MACE_RUN
 
 
 @pytest.fixture(scope="module")

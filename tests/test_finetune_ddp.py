@@ -26,7 +26,7 @@ from phonft.finetune.distributed import SINGLE, DistContext, context_from_env, s
 from phonft.finetune.settings import LossWeights, TrainSettings
 from phonft.finetune.trainer import Trainer
 from phonft.plan import train_launcher
-from phonft_testdata import pair_springs
+from phonft_testdata import hessian_by_hvp, pair_springs
 
 R0 = {"Si-Si": 5.43 * 3**0.5 / 4, "Ge-Ge": 5.66 * 3**0.5 / 4, "C-Si": 4.36 * 3**0.5 / 4}
 BASE = {"Si-Si": 10.0, "Ge-Ge": 8.0, "C-Si": 20.0}
@@ -56,22 +56,9 @@ def _structures(n: int) -> list:
     return out
 
 
-def _fc(model, atoms) -> np.ndarray:
-    n = len(atoms)
-    batch = model.prepare([atoms])
-    out = model.evaluate(batch, create_graph=True)
-    fc = np.zeros((n, n, 3, 3))
-    for c in range(3 * n):
-        v = torch.zeros(n, 3, dtype=torch.float64)
-        v.view(-1)[c] = 1.0
-        j, b = divmod(c, 3)
-        fc[:, j, :, b] = model.hvp(batch, v, out, create_graph=False).detach().numpy()
-    return fc
-
-
 def _data(n: int) -> tuple[list[PhononSample], list[ReplaySample]]:
     dft = pair_springs(DFT, R0)
-    samples = [PhononSample(a.get_chemical_formula(), a, _fc(dft, a), a.get_all_distances(mic=True),
+    samples = [PhononSample(a.get_chemical_formula(), a, hessian_by_hvp(dft, a), a.get_all_distances(mic=True),
                             np.array([0]), forces_eV_A=np.zeros((len(a), 3)), stress_eV_A3=None)
                for a in _structures(n)]
     frames = []

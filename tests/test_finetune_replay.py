@@ -24,7 +24,7 @@ from phonft.finetune.objective import phonon_objective, replay_objective
 from phonft.finetune.replay import label, load_replay_split, perturbed_copies, pseudo_label_set, write_replay
 from phonft.finetune.settings import REPLAY_WEIGHTS, LossWeights, ReplaySettings, TrainSettings
 from phonft.finetune.trainer import Trainer
-from phonft_testdata import pair_springs
+from phonft_testdata import hessian_by_hvp, pair_springs
 
 R0 = {"Si-Si": 5.43 * 3**0.5 / 4, "Ge-Ge": 5.66 * 3**0.5 / 4, "C-Si": 4.36 * 3**0.5 / 4}
 BASE = {"Si-Si": 10.0, "Ge-Ge": 8.0, "C-Si": 20.0}
@@ -32,20 +32,6 @@ BASE = {"Si-Si": 10.0, "Ge-Ge": 8.0, "C-Si": 20.0}
 
 def _model(k_si: float):
     return pair_springs({**BASE, "Si-Si": k_si}, R0)
-
-
-def _fc(model, atoms) -> np.ndarray:
-    """Full (N, N, 3, 3) Hessian of the toy model by Hessian-vector products (eV/Å²)."""
-    n = len(atoms)
-    batch = model.prepare([atoms])
-    out = model.evaluate(batch, create_graph=True)
-    fc = np.zeros((n, n, 3, 3))
-    for c in range(3 * n):
-        v = torch.zeros(n, 3, dtype=torch.float64)
-        v.view(-1)[c] = 1.0
-        j, b = divmod(c, 3)
-        fc[:, j, :, b] = model.hvp(batch, v, out, create_graph=False).detach().numpy()
-    return fc
 
 
 def _frames(cells, model, seed=1) -> list[ReplaySample]:
@@ -64,7 +50,7 @@ def toy():
     force loss on rattled copies does not.
     """
     si = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
-    dft = _fc(_model(13.0), si)
+    dft = hessian_by_hvp(_model(13.0), si)
     sample = PhononSample("Si", si, dft, si.get_all_distances(mic=True), np.array([0]),
                           forces_eV_A=np.zeros((len(si), 3)), stress_eV_A3=None)
     base = _model(10.0)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, ClassVar, TypeVar
 
-from phonft.errors import ConfigError
+from phonft.errors import ConfigError, short_repr
 
 THZ_TO_K = 47.99243073366221
 """Conversion of a phonon frequency from THz to K: h·10¹²/k_B (CODATA 2018)."""
@@ -160,9 +160,8 @@ def _type_name(hint: Any, plural: bool = False) -> str:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters (error messages stay one short line)."""
-    text = repr(_deep_list(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``repr(value)`` with tuples shown as lists, cut to ``limit`` characters (:func:`short_repr`)."""
+    return short_repr(_deep_list(value), limit)
 
 
 def _check_field(where: str, f: dataclasses.Field, value: Any, hint: Any) -> None:
