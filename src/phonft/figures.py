@@ -280,16 +280,18 @@ def plot_improvement(summaries: dict[str, dict[str, Any]], path: str | os.PathLi
 STRATEGY_PANELS = [("omega_max_K_mae", r"$\omega_\mathrm{max}$ MAE (K)"), ("S_300K_mae", "S MAE (J/K/mol)"),
                    ("F_300K_mae", "F MAE (kJ/mol)"), ("C_V_300K_mae", r"$C_V$ MAE (J/K/mol)"),
                    ("band_mae_THz", "band MAE (THz)"), ("instability_f1", "instability F1"),
-                   ("relax_steps_per_material", "relaxation steps"), ("phonon_seconds_per_material", "phonon wall time (s)")]
+                   ("train_seconds", "training wall time (s)"), ("relax_steps_per_material", "relaxation steps"),
+                   ("phonon_seconds_per_material", "phonon wall time (s)")]
 """Panels of :func:`plot_strategies`: strategies.csv column and axis label (units in brackets)."""
 
 
 def plot_strategies(table, path: str | os.PathLike) -> Path:
     """One horizontal bar per model (rows of ``strategies.csv``) in each panel: held-out MAEs,
-    band MAE, instability F1 and the phonon cost (with the fine-tuned / base ratio)."""
+    band MAE, instability F1, training wall time and the cost of one phonon calculation per
+    held-out material (relaxation steps, wall time; with the fine-tuned / base ratio)."""
     with plt.rc_context(STYLE):
         n = len(table)
-        fig, axes = plt.subplots(1, len(STRATEGY_PANELS), figsize=(2.1 * len(STRATEGY_PANELS), 0.9 + 0.32 * n),
+        fig, axes = plt.subplots(1, len(STRATEGY_PANELS), figsize=(1.9 * len(STRATEGY_PANELS), 0.9 + 0.32 * n),
                                  sharey=True, constrained_layout=True)
         y = np.arange(n)[::-1]
         colors = [PALETTE[0] if k == "base" else PALETTE[1] if k == "finetuned" else PALETTE[2] for k in table["kind"]]
