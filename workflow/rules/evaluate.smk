@@ -201,7 +201,7 @@ rule evaluate_compare:
         csv=path("strategies"),
     params:
         settings=settings_json("evaluate_compare"),
-        results=LAYOUT.root,
+        results=lambda wc, output: str(Path(output.csv).parents[1]),
     log:
         LAYOUT.log("evaluate_compare"),
     benchmark:
