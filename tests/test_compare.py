@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from phonft_testdata import write_thermal_case
 
 MATERIALS = ["A", "B", "C", "U"]
@@ -187,11 +186,11 @@ def test_mdr_protocol_records_steps_and_wall_time(references, chgnet64):
 
 
 def _plan(extra: dict | None = None, runs: int = 2):
+    import yaml
+    from phonft_testdata import REPO
     from snakemake.utils import update_config, validate
 
-    import yaml
     from phonft.plan import Plan
-    from phonft_testdata import REPO
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     run = config["finetune"]["runs"]["chgnet-pft"]
