@@ -41,6 +41,7 @@ HELP = {
     "evaluate kappa103": (*_MODEL, "--settings", "--id", "--cache-dir", "--out", "--log"),
     "evaluate summary": ("--name", "--model", "--model-dir", "--references", "--base-dir", "--cache-dir", "--settings",
                          "--log"),
+    "evaluate compare": ("--results", "--out", "--settings", "--log"),
     "figures": ("--settings", "--config", "--evaluate", "--finetune", "--out", "--log"),
 }
 

@@ -18,7 +18,15 @@ EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
 EXPECTED_RULES = {
     "pft-mdr.yaml": {"structures", "references", "finetune_replay", "finetune_train", "finetune_heldout", "evaluate_mdr"},
     "kappa103.yaml": {"evaluate_kappa103_ids", "references", "evaluate_summary"},
+    "strategies.yaml": {"finetune_train", "evaluate_mdr", "evaluate_double_well", "evaluate_compare", "figures"},
 }
+PENDING = {"strategies.yaml": "keys land with STRAT/OBJ"}
+"""Examples whose run keys (strategy, lora, objective, augment, ...) the schema does not know yet."""
+
+
+def _planned(example: Path):
+    reason = PENDING.get(example.name)
+    return pytest.param(example, marks=pytest.mark.xfail(reason=reason)) if reason else example
 
 
 def configfiles(example: Path) -> list[str]:
@@ -42,7 +50,7 @@ def test_every_example_is_covered():
     assert {p.name for p in EXAMPLES} == set(EXPECTED_RULES)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("example", [_planned(p) for p in EXAMPLES], ids=lambda p: p.name)
 def test_example_plans_offline(tmp_path, example):
     """The dry run succeeds without a network and plans the rules the example exists for."""
     proc = offline_dry_run(tmp_path, example)

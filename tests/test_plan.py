@@ -153,8 +153,8 @@ def test_replay_ablation_plan():
     assert {m.base for m in plan.models.values()} == {None, "chgnet"} and plan.models["chgnet"].run in runs
     assert set(plan.figure_set().finetuned) == runs and not plan.kappa_enabled
     # 16 materials x 3 files; 5 runs x (model, train.json, 3 held-out x 2 variants); 6 models x 2 files;
-    # parity, improvement, 5 band overlays and 5 training curves
-    assert len(plan.targets()) == 16 * 3 + 5 * (2 + 6) + 6 * 2 + 2 + 5 + 5
+    # parity, improvement, 5 band overlays and 5 training curves; strategies.csv and its figure (several runs)
+    assert len(plan.targets()) == 16 * 3 + 5 * (2 + 6) + 6 * 2 + 2 + 5 + 5 + 2
     # kappa is off here, so Si-PBE-fc3 joins the replay pool; the scored SiO2-HP never does
     pool = plan.replay_materials("chgnet-pft")
     assert "Si-PBE-fc3" in pool and "SiO2-HP" not in pool

@@ -5,7 +5,8 @@
 - :func:`plot_bands`: DFT and model band structures along the seekpath path;
 - :func:`plot_double_well`: the energy along an unstable mode, model against DFT harmonic;
 - :func:`plot_kappa_parity`: log-log thermal conductivity, DFT against each model;
-- :func:`plot_improvement`: the percentage improvement of each fine-tuning run over its base.
+- :func:`plot_improvement`: the percentage improvement of each fine-tuning run over its base;
+- :func:`plot_strategies`: every model side by side (``evaluate/strategies.csv``).
 
 Which figures are drawn, and under which names, is :func:`phonft.plan.figure_list`'s, the
 same list the ``figures`` rule declares; :func:`draw_all` draws it.
@@ -276,6 +277,39 @@ def plot_improvement(summaries: dict[str, dict[str, Any]], path: str | os.PathLi
         return _save(fig, path)
 
 
+STRATEGY_PANELS = [("omega_max_K_mae", r"$\omega_\mathrm{max}$ MAE (K)"), ("S_300K_mae", "S MAE (J/K/mol)"),
+                   ("F_300K_mae", "F MAE (kJ/mol)"), ("C_V_300K_mae", r"$C_V$ MAE (J/K/mol)"),
+                   ("band_mae_THz", "band MAE (THz)"), ("instability_f1", "instability F1"),
+                   ("train_seconds", "training wall time (s)"), ("relax_steps_per_material", "relaxation steps"),
+                   ("phonon_seconds_per_material", "phonon wall time (s)")]
+"""Panels of :func:`plot_strategies`: strategies.csv column and axis label (units in brackets)."""
+
+
+def plot_strategies(table, path: str | os.PathLike) -> Path:
+    """One horizontal bar per model (rows of ``strategies.csv``) in each panel: held-out MAEs,
+    band MAE, instability F1, training wall time and the cost of one phonon calculation per
+    held-out material (relaxation steps, wall time; with the fine-tuned / base ratio)."""
+    with plt.rc_context(STYLE):
+        n = len(table)
+        fig, axes = plt.subplots(1, len(STRATEGY_PANELS), figsize=(1.9 * len(STRATEGY_PANELS), 0.9 + 0.32 * n),
+                                 sharey=True, constrained_layout=True)
+        y = np.arange(n)[::-1]
+        colors = [PALETTE[0] if k == "base" else PALETTE[1] if k == "finetuned" else PALETTE[2] for k in table["kind"]]
+        ratios = {"relax_steps_per_material": "relax_steps_ratio", "phonon_seconds_per_material": "phonon_seconds_ratio"}
+        for ax, (key, label) in zip(axes, STRATEGY_PANELS):
+            vals = [float(v) if v == v and v is not None else np.nan for v in table[key]]
+            ax.barh(y, np.nan_to_num(vals), color=colors)
+            for yi, v, r in zip(y, vals, table[ratios[key]] if key in ratios else [None] * n):
+                text = "n/a" if not np.isfinite(v) else f"{v:.3g}" + (f" (×{r:.2f})" if r == r and r is not None else "")
+                ax.annotate(text, (0 if not np.isfinite(v) else v, yi), xytext=(2, 0), textcoords="offset points",
+                            va="center", fontsize=6)
+            ax.set_xlabel(label)
+            ax.set_xlim(0, max([v for v in vals if np.isfinite(v)] or [1.0]) * 1.6)
+        axes[0].set_yticks(y, list(table["model"]))
+        fig.suptitle("models side by side (held-out materials; blue: base, orange: fine-tuned)")
+        return _save(fig, path)
+
+
 def draw_all(evaluate_dir: str | os.PathLike, figures: FigureSet, out_dir: str | os.PathLike, *,
              finetune_dir: str | os.PathLike = "results/finetune") -> list[Path]:
     """Draw every figure of :func:`phonft.plan.figure_list` into ``out_dir``; returns the paths.
@@ -309,4 +343,6 @@ def draw_all(evaluate_dir: str | os.PathLike, figures: FigureSet, out_dir: str |
 
             srme = {m: (s.get("kappa") or {}).get("srme_mean") for m, s in summaries.items()}
             written.append(plot_kappa_parity(kappa_parity_points(evaluate_dir, figures.models), path, srme))
+        elif fig.kind == "strategies":
+            written.append(plot_strategies(pd.read_csv(_result(evaluate_dir / "strategies.csv")), path))
     return written

@@ -190,3 +190,28 @@ rule evaluate_summary:
     shell:
         "python -m phonft evaluate summary --name {wildcards.model:q} --model {params.model:q} --model-dir {params.model_dir:q} "
         "--references {params.refs:q} {params.base_dir:q} --settings {params.settings:q} {params.cache:q} > {log:q} 2>&1"
+
+
+rule evaluate_compare:
+    """Every scored model side by side, results/evaluate/strategies.csv: held-out MAEs, instability F1,
+    double wells, training time and trainable parameters, and the cost of one phonon calculation."""
+    input:
+        **PLAN.compare_inputs(),
+    output:
+        csv=path("strategies"),
+    params:
+        settings=settings_json("evaluate_compare"),
+        results=lambda wc, output: str(Path(output.csv).parents[1]),
+    log:
+        LAYOUT.log("evaluate_compare"),
+    benchmark:
+        LAYOUT.benchmark("evaluate_compare")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    conda:
+        "../../envs/phonons.yaml"
+    shell:
+        "python -m phonft evaluate compare --results {params.results:q} --settings {params.settings:q} "
+        "--out {output.csv:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-"""``phonft evaluate {mdr,double-well,kappa-reference,kappa,kappa103-ids,kappa103,summary}``:
+"""``phonft evaluate {mdr,double-well,kappa-reference,kappa,kappa103-ids,kappa103,summary,compare}``:
 the evaluate stage.
 
 Each action is what the rule ``evaluate_<action>`` runs (dashes become underscores).
@@ -25,6 +25,7 @@ KAPPA_SETTINGS = ("model_options", "mesh")
 KAPPA103_IDS_SETTINGS = ("data_dir", "ids", "first_n")
 KAPPA103_SETTINGS = ("model_options", "data_dir")
 SUMMARY_SETTINGS = ("materials", "splits", "base", "kappa", "protocol")
+COMPARE_SETTINGS = ("models", "double_well", "dft_well_depth_meV")
 
 
 def _settings(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -70,6 +71,22 @@ def cmd_summary(args: argparse.Namespace) -> None:
     summarize(args.name, args.model, s.get("materials") or [], args.model_dir, args.references,
               splits=s.get("splits"), base_dir=args.base_dir, base_name=s.get("base"), kappa=kappa,
               protocol=_mdr_protocol(s))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from phonft.evaluate.compare import write_strategies
+
+    s = _settings(args, COMPARE_SETTINGS)
+    models = s.get("models") or []
+    if not models:
+        raise ConfigError("evaluate compare: the settings name no 'models' to compare")
+    for entry in models:
+        if not isinstance(entry, dict) or not {"name", "heldout"} <= set(entry):
+            raise ConfigError(f"evaluate compare: each entry of 'models' needs 'name' and 'heldout' (and optionally "
+                              f"'base', 'run', 'spec'); got {entry!r}")
+    table = write_strategies(args.results, models, args.out, double_well_materials=s.get("double_well") or [],
+                             dft_depth_meV=s.get("dft_well_depth_meV"))
+    log.info("%d models compared -> %s", len(table), args.out)
 
 
 # --------------------------------------------------------------------------- kappa
@@ -198,3 +215,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--references", default="results/references", help="references root (DFT kappa: <m>/kappa.json)")
     a.add_argument("--base-dir", help="the base model's results/evaluate/<base> (fine-tuned models)")
     a.add_argument("--cache-dir", help=CACHE_HELP)
+
+    a = _action(actions, "compare", "every model side by side: MAEs, F1, double wells, training and phonon cost",
+                cmd_compare, COMPARE_SETTINGS, model=False)
+    a.add_argument("--results", default="results", help="the results root the models' files are read from")
+    a.add_argument("--out", required=True, help="output CSV (results/evaluate/strategies.csv)")
+    a.set_defaults(out_kind="file")

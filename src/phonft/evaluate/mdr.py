@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from phonft.evaluate.relax import RelaxResult, relax
@@ -87,6 +88,10 @@ class ModelPhonons:
     relaxation: RelaxResult
     protocol: MDRProtocol
     reference: Any  # the reference's phonopy.Phonopy, with its DFT fc2 and no NAC
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time (s, ``time.perf_counter``) of the protocol's parts: ``relax``, ``forces``
+    (displaced supercells) and ``phonopy`` (force constants; :meth:`thermal_record` adds
+    the thermal properties). Model loading is not included."""
 
     @classmethod
     def compute(cls, model, ref_dir: str | os.PathLike | ReferenceFolder, material: str,
@@ -98,20 +103,29 @@ class ModelPhonons:
         protocol = protocol or MDRProtocol()
         folder = ref_dir if isinstance(ref_dir, ReferenceFolder) else ReferenceFolder.load(ref_dir)
         ref = folder.phonopy(with_nac=False)
+        t0 = time.perf_counter()
         ph, result = relaxed_phonopy(model, ref, f"{material} ({folder.path})", protocol)
+        t1 = time.perf_counter()
         ph.generate_displacements(distance=protocol.distance_A)
         set_model_forces(model, ph, batch_atoms=protocol.batch_atoms, remove_drift=protocol.remove_drift,
                          where=material)
+        t2 = time.perf_counter()
         ph.force_constants = produce_force_constants(ph, protocol.phonon_protocol())
+        seconds = {"relax": t1 - t0, "forces": t2 - t1, "phonopy": time.perf_counter() - t2}
         return cls(material=material, model_spec=model.spec, phonon=ph, relaxation=result, protocol=protocol,
-                   reference=ref)
+                   reference=ref, seconds=seconds)
 
     def thermal_record(self) -> dict[str, Any]:
-        """``thermal.json``: the references' keys, plus the model, relaxation and protocol."""
+        """``thermal.json``: the references' keys, plus the model, relaxation, the wall time of
+        the protocol's parts (``seconds``: relax, forces, phonopy, total; the cost of one
+        phonon calculation, with ``relaxation.n_steps``) and protocol."""
         from phonft.phonons import phonon_summary, thermal_json_record
 
+        t0 = time.perf_counter()
         summary = phonon_summary(self.phonon, self.protocol.phonon_protocol())
-        details = {"relaxation": self.relaxation.as_dict(), "n_displacements": len(self.phonon.displacements)}
+        seconds = {**self.seconds, "phonopy": self.seconds.get("phonopy", 0.0) + time.perf_counter() - t0}
+        details = {"relaxation": self.relaxation.as_dict(), "n_displacements": len(self.phonon.displacements),
+                   "seconds": {**seconds, "total": sum(seconds.values())}}
         return thermal_json_record(self.material, "model", summary, self.protocol,
                                    identity={"model": self.model_spec}, details=details)
 

@@ -18,6 +18,7 @@ CAPTIONS = {
     "double_well": ("double_well.rst", "Unstable modes"),
     "training_curve": ("training_curve.rst", "Fine-tuning"),
     "kappa_parity": ("kappa_parity.rst", "Evaluation"),
+    "strategies": ("strategies.rst", "Evaluation"),
 }
 """Figure kind -> (caption file under workflow/report/, report category)."""
 
@@ -38,6 +39,8 @@ class FigureSet(Protocol):
         Fine-tuning runs with a training curve.
     kappa
         Draw the kappa parity plot (the summaries carry kappa scores).
+    strategies
+        Draw the side-by-side comparison of every model (``evaluate/strategies.csv``).
     """
 
     name: ClassVar[str] = "figures"
@@ -47,6 +50,7 @@ class FigureSet(Protocol):
     double_well: tuple[str, ...] = ()
     runs: tuple[str, ...] = ()
     kappa: bool = False
+    strategies: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,4 +83,6 @@ def figure_list(figures: FigureSet) -> list[Figure]:
     out += [Figure("training_curve", r) for r in figures.runs]
     if figures.kappa:
         out.append(Figure("kappa_parity"))
+    if figures.strategies:
+        out.append(Figure("strategies"))
     return out

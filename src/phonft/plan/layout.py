@@ -18,6 +18,7 @@ the rules' patterns and the planner's concrete targets::
         evaluate/<model>/            <m>/{thermal,bands}.json (one folder, written whole),
                                      double_well/<m>.json, kappa/<m>.json,
                                      kappa103/<mp-id>.json, mdr.csv, summary.json
+        evaluate/strategies.csv      every model side by side (evaluate.compare)
         figures/                     see :mod:`phonft.plan.figures`
         benchmarks/<job>.tsv         Snakemake's timing of each job (see :data:`JOBS`)
     logs/<job>.log
@@ -91,6 +92,7 @@ FILES = {
     "kappa103": "evaluate/{model}/kappa103/{mp_id}.json",
     "mdr_csv": "evaluate/{model}/mdr.csv",
     "summary": "evaluate/{model}/summary.json",
+    "strategies": "evaluate/strategies.csv",
     "figures_dir": "figures",
 }
 
@@ -109,6 +111,7 @@ JOBS = {
     "evaluate_kappa103_ids": "references/kappa103-ids",
     "evaluate_kappa103": "evaluate/{model}/kappa103/{mp_id}",
     "evaluate_summary": "evaluate/{model}/summary",
+    "evaluate_compare": "evaluate/compare",
     "figures": "figures",
 }
 """Each rule's job name: its log is ``logs/<job>.log``, its timing ``results/benchmarks/<job>.tsv``."""

@@ -61,6 +61,7 @@ class Plan:
         self.kappa103: dict[str, Any] = dict(self.kappa.get("kappa103") or {})
         self.double_well: list[str] = list(self.evaluate.get("double_well") or [])
         self.kappa_materials: list[str] = list(self.kappa.get("materials") or [])
+        self.compare: dict[str, Any] = dict(self.evaluate.get("compare") or {})
         self._check_materials()
         self.splits: dict[str, Split] = {run: self._split(run) for run in self.runs}
         self.eval_materials: list[str] = self._eval_materials()
@@ -147,6 +148,9 @@ class Plan:
             models[name] = EvalModel(name, spec)
         for name in models:
             check_name("model name", name)
+        if "strategies.csv" in models:
+            raise ConfigError("the model name 'strategies.csv' is the comparison table's file name in "
+                              "results/evaluate. Fix: rename the model or run")
         bases = {e.base for e in models.values()}
         clash = [r for r in self.runs if r in bases or models[r].base is None]
         if clash:
@@ -175,12 +179,36 @@ class Plan:
             return None
         return ids[: self.kappa103["first_n"]] if self.kappa103.get("first_n") else ids
 
+    @property
+    def compare_enabled(self) -> bool:
+        """Whether ``strategies.csv`` (and its figure) is made: ``evaluate.compare.enabled``
+        true or false, or ``auto`` (the default): when the config has more than one run."""
+        enabled = self.compare.get("enabled", "auto")
+        return len(self.runs) > 1 if enabled == "auto" else bool(enabled)
+
+    def heldout(self, model: str) -> list[str]:
+        """The scored materials ``model`` is compared on: its run's test materials, or for a base
+        or extra model those of every run built on it (every run, for an extra model); every
+        scored material when none of them is scored."""
+        entry = self.models[model]
+        if entry.base is not None:
+            runs = [entry.run]
+        else:
+            runs = [r for r, e in self.models.items() if e.base == model] if entry.run else list(self.runs)
+        test = {m for r in runs for m in self.splits[r].test}
+        return [m for m in self.eval_materials if m in test] or list(self.eval_materials)
+
+    def compare_models(self) -> list[dict[str, Any]]:
+        """The ``evaluate_compare`` rows: each model's name, spec, base, run and held-out materials."""
+        return [{"name": n, "spec": e.spec, "base": e.base, "run": e.run, "heldout": self.heldout(n)}
+                for n, e in self.models.items()]
+
     # ------------------------------------------------------------------ targets
 
     def figure_set(self) -> FigureSet:
         return FigureSet(models=tuple(self.models), finetuned=tuple(m for m, e in self.models.items() if e.base),
                          materials=tuple(self.eval_materials), double_well=tuple(self.double_well),
-                         runs=tuple(self.runs), kappa=self.kappa_enabled)
+                         runs=tuple(self.runs), kappa=self.kappa_enabled, strategies=self.compare_enabled)
 
     def figures(self) -> list[Figure]:
         return figure_list(self.figure_set())
@@ -198,6 +226,8 @@ class Plan:
             out += [p("heldout", run=run, variant=v, material=m) for m in split.test for v in VARIANTS]
         for model in self.models:
             out += [p("summary", model=model), p("mdr_csv", model=model)]
+        if self.compare_enabled:
+            out.append(p("strategies"))
         return out + self.figure_paths()
 
     # ------------------------------------------------------------------ rule inputs
@@ -262,9 +292,22 @@ class Plan:
             out["base_kappa"] = [p("kappa", model=base, material=m) for m in kappa]
         return out
 
+    def compare_inputs(self) -> dict[str, list[str]]:
+        """Files ``strategies.csv`` is read from: each model's summary, mdr.csv, held-out
+        thermal.json (and its base's), double wells, and each run's train.json."""
+        p, out = self.layout.path, {"summaries": [], "thermal": [], "wells": [], "train": []}
+        for name, entry in self.models.items():
+            out["summaries"] += [p("summary", model=name), p("mdr_csv", model=name)]
+            models = [name] + ([entry.base] if entry.base else [])
+            out["thermal"] += [p("mdr", model=m, material=x) for m in models for x in self.heldout(name)]
+            out["wells"] += [p("double_well", model=name, material=w) for w in self.double_well]
+        out["train"] = [p("train", run=r) for r in self.runs]
+        return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
     def figure_inputs(self) -> dict[str, list[str]]:
         """Files the figures are drawn from."""
         p = self.layout.path
         return {"summaries": [p("summary", model=m) for m in self.models],
                 "wells": [p("double_well", model=m, material=w) for m in self.models for w in self.double_well],
-                "metrics": [p("metrics", run=r) for r in self.runs]}
+                "metrics": [p("metrics", run=r) for r in self.runs],
+                "strategies": [p("strategies")] if self.compare_enabled else []}

@@ -22,6 +22,8 @@ evaluate_kappa           model_options, mesh
 evaluate_kappa103_ids    data_dir, ids, first_n
 evaluate_kappa103        model_options, data_dir
 evaluate_summary         materials, splits, base, kappa, protocol
+evaluate_compare         models (name, spec, base, run, heldout), double_well,
+                         dft_well_depth_meV
 figures                  FigureSet fields
 ======================== ===========================================================
 """
@@ -144,6 +146,11 @@ def evaluate_summary(plan: Plan, model: str) -> dict[str, Any]:
             "kappa": kappa, "protocol": _mdr_protocol(plan)}
 
 
+def evaluate_compare(plan: Plan) -> dict[str, Any]:
+    return {"models": plan.compare_models(), "double_well": plan.double_well,
+            "dft_well_depth_meV": dict(plan.compare.get("dft_well_depth_meV") or {})}
+
+
 def figures(plan: Plan) -> dict[str, Any]:
     return plan.figure_set().as_dict()
 
@@ -163,6 +170,7 @@ SETTINGS: dict[str, Callable[..., dict[str, Any]]] = {
     "evaluate_kappa103_ids": evaluate_kappa103_ids,
     "evaluate_kappa103": evaluate_kappa103,
     "evaluate_summary": evaluate_summary,
+    "evaluate_compare": evaluate_compare,
     "figures": figures,
 }
 """Rule (action) name -> the function building its settings from the plan and its ids."""
