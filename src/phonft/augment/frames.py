@@ -8,6 +8,10 @@ order). Labels use mace's keys, and a key is absent when its label is unknown:
 - ``REF_stress`` (info, 3x3 flattened row-major to 9 values, eV/Å³, ASE's sign
   convention: positive under tension; the convention of the replay set's ``REF_stress``).
 
+Per-atom arrays (positions, ``REF_forces``) are stored with 8 decimals (ASE's extxyz
+writer); the frames' positions are rounded to that before labelling, so positions read back
+are exactly those labelled.
+
 Info keys: ``label_source`` (:data:`LABEL_SOURCES`), ``material``, ``frame`` (0-based),
 ``rattle_std_A``, ``volume_factor`` and ``config_type`` = ``rattled``.
 """

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from phonopy.interface.calculator import get_calculator_physical_units, write_supercells_with_displacements
+from phonopy.interface.calculator import (
+    get_calculator_physical_units,
+    write_supercells_with_displacements,
+)
 from phonopy.structure.atoms import PhonopyAtoms
 
 CALCULATORS = ("vasp", "qe")

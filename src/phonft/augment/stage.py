@@ -14,7 +14,14 @@ from typing import Any
 
 from ase import Atoms
 
-from phonft.augment.frames import FRAMES_FILE, UNITS, check_frame, check_supercell, read_frames, write_frames
+from phonft.augment.frames import (
+    FRAMES_FILE,
+    UNITS,
+    check_frame,
+    check_supercell,
+    read_frames,
+    write_frames,
+)
 from phonft.augment.inputs import write_inputs
 from phonft.augment.labels import dft_labels, engine_labels, harmonic_labels
 from phonft.augment.rattle import rattled_frames
@@ -98,7 +105,7 @@ def write_augment(out_dir: str | os.PathLike, material: str, reference_dir: str 
                     "reference_dir": str(reference_dir),
                     "label_files": {str(p): sha256_file(p) for p in sources},
                     "files": {FRAMES_FILE: sha256_file(tmp / FRAMES_FILE)},
-                    "inputs": {k: v for k, v in inputs.items()},
+                    "inputs": inputs,
                     "units": {k: v for k, v in UNITS.items()
                               if k == "REF_forces" or any(k in a.info for a in frames)}}
         atomic_write_json(tmp / MANIFEST, manifest)
