@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from ase import Atoms
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from phonft_testdata import DFT, REPO
 
 from phonft.augment.frames import read_frames, write_frames
@@ -306,3 +308,27 @@ def test_seed_stream_is_documented():
     s = AugmentSettings(seed=3)
     want = np.random.default_rng([3, int(hashlib.sha256(b"NaCl").hexdigest()[:8], 16)]).normal(size=4)
     assert material_rng(s, "NaCl").normal(size=4) == pytest.approx(want, abs=0)
+
+
+def test_config_route_and_frame_override(nacl, tmp_path):
+    """`phonft augment --config config.yaml` takes the augment block; --n-frames overrides it."""
+    from badinput import phonft
+
+    folder, _ = nacl
+    proc = phonft("augment", "--material", "NaCl", "--reference", str(folder), "--config",
+                  str(REPO / "config" / "config.yaml"), "--n-frames", "2", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["n_frames"] == 2 and manifest["protocol_digest"] == AugmentSettings(n_frames=2).digest()
+    assert len(read_frames(tmp_path / "out" / "rattled.extxyz")) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.8, 1.2), st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3))
+def test_any_distortion_is_exact(factor, deltas):
+    cell = np.array([[4.0, 0.0, 0.0], [0.3, 5.0, 0.0], [0.2, 0.4, 6.0]])
+    atoms = Atoms("NaCl", scaled_positions=[[0.1, 0.2, 0.3], [0.6, 0.5, 0.4]], cell=cell, pbc=True)
+    out = distort_cell(atoms, factor, np.array(deltas))
+    assert out.get_volume() / atoms.get_volume() == pytest.approx(factor, rel=1e-12)
+    assert out.cell.cellpar()[3:] == pytest.approx(atoms.cell.cellpar()[3:] + deltas, abs=1e-8)
+    assert out.get_scaled_positions() == pytest.approx(atoms.get_scaled_positions(), abs=1e-12)

@@ -23,6 +23,9 @@ engine         ``calculator`` (+ ``calculator_kwargs``): an ASE calculator compu
                forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
 =============  =====================================================================
 
+A material's ``augment`` block (``{labels: {format: ..., ...}}``, the augment stage's label
+source) is checked here too (:func:`check_augment`); its formats are :data:`LABEL_FORMATS`.
+
 Every format also takes ``on_implausible``: ``error`` (the default) or ``warn``, what the
 references stage does when the forces fail its plausibility checks (wrong unit, forces not
 of the displacement set; :mod:`phonft.references.plausibility`).
