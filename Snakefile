@@ -45,6 +45,7 @@ wildcard_constraints:
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/displacements.smk"
 include: "workflow/rules/references.smk"
+include: "workflow/rules/augment.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"

@@ -348,10 +348,10 @@ def test_any_length_is_positive_or_refused(key, value):
 def _minimal() -> dict:
     return {"materials": {"NaCl": json.loads(json.dumps(NACL_ENTRY))},
             "displacements": {}, "references": {}, "evaluate": {"protocol": {}, "kappa": {"kappa103": {}}},
-            "finetune": {}, "sources": {}}
+            "finetune": {}, "sources": {}, "augment": {}}
 
 
-SECTIONS = [(), ("displacements",), ("references",), ("sources",), ("finetune",), ("evaluate",),
+SECTIONS = [(), ("displacements",), ("references",), ("sources",), ("augment",), ("finetune",), ("evaluate",),
             ("evaluate", "protocol"), ("evaluate", "kappa"), ("evaluate", "kappa", "kappa103"),
             ("materials", "NaCl"), ("materials", "NaCl", "reference")]
 

@@ -1,5 +1,5 @@
 """The ``phonft`` command line, run as the installed console script: every stage and action
-has a ``--help`` that exits 0 and names its options, the parser has the six stages, the
+has a ``--help`` that exits 0 and names its options, the parser has the seven stages, the
 actions are the rule names, and bad input to any stage is a one-line error, exit status 2."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from phonft.cli import build_parser
 from phonft_testdata import DFT
 
 #: The stages in data-flow order, as ``phonft <stage>``.
-STAGES = ("structures", "displacements", "references", "finetune", "evaluate", "figures")
+STAGES = ("structures", "displacements", "references", "augment", "finetune", "evaluate", "figures")
 
 _MODEL = ("--model", "--name", "--device")
 #: ``phonft <command> --help``: the options (or, for finetune and evaluate, the actions) it lists.
@@ -25,6 +25,7 @@ HELP = {
     "displacements": ("--material", "--out", "--settings", "--config", "--structure", "--log"),
     "references": ("--material", "--out", "--settings", "--config", "--base-dir", "--displacements",
                    "--results-dir", "--log"),
+    "augment": ("--material", "--reference", "--out", "--n-frames", "--settings", "--config", "--base-dir", "--log"),
     "finetune": ("split", "replay", "train", "heldout"),
     "finetune split": ("--run", "--settings", "--config", "--out", "--log"),
     "finetune replay": ("--run", "--settings", "--config", "--split", "--references", "--cache-dir", "--out",
@@ -54,6 +55,8 @@ BAD = {
     "references": (["--material", "X", "--settings",
                     json.dumps({"material": {"reference": {"format": "forcesets", "path": "x"}}}), "--out", "out"],
                    "unknown reference format 'forcesets'"),
+    "augment": (["--material", "X", "--reference", "missing", "--settings", json.dumps({"labels": {"format": "xyz"}}),
+                 "--out", "out"], "format 'xyz' is not one of harmonic"),
     "finetune": (["split", "--run", "r", "--settings", json.dumps({"run": {}}), "--out", "out/split.json"],
                  "the settings need 'run', a mapping with a 'materials' list"),
     "evaluate": (["summary", "--name", "m", "--model", "chgnet", "--model-dir", "out", "--settings", "{}"],
@@ -82,7 +85,7 @@ def test_every_stage_and_action_has_help(command):
         assert re.search(rf"^\s+{re.escape(name)}(?![\w-])", proc.stdout, re.M), (command, name)
 
 
-def test_the_parser_has_the_six_stages_and_help_covers_every_action():
+def test_the_parser_has_the_seven_stages_and_help_covers_every_action():
     stages = _choices(build_parser(), "command")
     assert tuple(stages) == STAGES
     actions = {f"{s} {a}" for s in ("finetune", "evaluate") for a in _choices(stages[s], "action")}

@@ -14,7 +14,7 @@ from phonft_testdata import REPO
 SRC = REPO / "src" / "phonft"
 
 #: The stages in data-flow order; a stage may import only stages before it.
-STAGES = ("structures", "displacements", "references", "finetune", "evaluate", "figures")
+STAGES = ("structures", "displacements", "references", "augment", "finetune", "evaluate", "figures")
 #: The entry points that wire every stage together.
 ENTRY = {"phonft.cli", "phonft.__main__"}
 

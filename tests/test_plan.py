@@ -65,7 +65,9 @@ def test_demo_plan(demo):
 
 def test_demo_targets(demo):
     targets = demo.targets()
-    assert len(targets) == len(set(targets)) == 16 * 3 + 2 + 6 + 4 + 10
+    assert len(targets) == len(set(targets)) == 16 * 3 + 3 + 2 + 6 + 4 + 10
+    assert [t for t in targets if t.startswith("results/augment/")] == [
+        f"results/augment/{m}/rattled.extxyz" for m in demo.splits["chgnet-pft"].train]
     assert "results/finetune/chgnet-pft/heldout/finetuned/MgO/thermal.json" in targets
     assert "results/references/Si-PBE-fc3/thermal.json" in targets
     assert not [t for t in targets if "/thermal/" in t or "kappa-reference" in t]
@@ -153,8 +155,9 @@ def test_replay_ablation_plan():
     assert {m.base for m in plan.models.values()} == {None, "chgnet"} and plan.models["chgnet"].run in runs
     assert set(plan.figure_set().finetuned) == runs and not plan.kappa_enabled
     # 16 materials x 3 files; 5 runs x (model, train.json, 3 held-out x 2 variants); 6 models x 2 files;
-    # parity, improvement, 5 band overlays and 5 training curves; strategies.csv and its figure (several runs)
-    assert len(plan.targets()) == 16 * 3 + 5 * (2 + 6) + 6 * 2 + 2 + 5 + 5 + 2
+    # parity, improvement, 5 band overlays and 5 training curves; strategies.csv and its figure (several runs);
+    # 3 augmented materials x 1 file
+    assert len(plan.targets()) == 16 * 3 + 3 + 5 * (2 + 6) + 6 * 2 + 2 + 5 + 5 + 2
     # kappa is off here, so Si-PBE-fc3 joins the replay pool; the scored SiO2-HP never does
     pool = plan.replay_materials("chgnet-pft")
     assert "Si-PBE-fc3" in pool and "SiO2-HP" not in pool
@@ -187,7 +190,8 @@ def test_layout_keeps_wildcards(demo):
 
 def _rules() -> dict[str, str]:
     """rule name -> its text, from workflow/rules/*.smk (parsed as text: no Snakemake process)."""
-    text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    files = sorted(p for p in (REPO / "workflow" / "rules").glob("*.smk") if p.name != "common.smk")  # no rules
+    text = "\n".join(p.read_text() for p in files)
     parts = re.split(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M)
     return dict(zip(parts[1::2], parts[2::2]))
 
@@ -238,6 +242,11 @@ def test_schema_defaults_are_the_dataclass_defaults():
     kappa = config["evaluate"]["kappa"]["mesh"]
     assert list(inspect.signature(task_from_phono3py_params).parameters["q_mesh"].default) == kappa
     assert config["sources"]["mdr_url"] == MDR_URL_TEMPLATE
+    from phonft.augment.settings import AugmentSettings
+
+    augment = settings(Plan({**config, "finetune": {}}), "augment", material="NaCl")
+    assert AugmentSettings.from_dict(augment["protocol"]) == AugmentSettings() and augment["labels"] == {}
+    assert config["augment"]["materials"] == []
 
 
 def test_config_file_route_gives_the_workflows_settings(tmp_path):

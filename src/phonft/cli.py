@@ -1,6 +1,6 @@
 """``phonft``: one subcommand per workflow stage.
 
-``phonft <stage>`` (structures, displacements, references, figures) and
+``phonft <stage>`` (structures, displacements, references, augment, figures) and
 ``phonft <stage> <action>`` (finetune, evaluate) are what the rule ``<stage>`` or
 ``<stage>_<action>`` runs; all of them can be used on their own. Each takes its config
 slice as one ``--settings`` JSON object (built by :func:`phonft.plan.settings`), or, by
@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--displacements", help="displacements folder (needed by 'engine' references)")
     p.add_argument("--results-dir", default="results", help="results root, for MDR files fetched by structures")
     p.set_defaults(func=cmd_references)
+
+    from phonft.augment.cli import add_parser as add_augment
+
+    add_augment(sub)
 
     from phonft.finetune.cli import add_parser as add_finetune
 

@@ -23,6 +23,9 @@ engine         ``calculator`` (+ ``calculator_kwargs``): an ASE calculator compu
                forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
 =============  =====================================================================
 
+A material's ``augment`` block (``{labels: {format: ..., ...}}``, the augment stage's label
+source) is checked here too (:func:`check_augment`); its formats are :data:`LABEL_FORMATS`.
+
 Every format also takes ``on_implausible``: ``error`` (the default) or ``warn``, what the
 references stage does when the forces fail its plausibility checks (wrong unit, forces not
 of the displacement set; :mod:`phonft.references.plausibility`).
@@ -53,8 +56,17 @@ REFERENCE_KEYS = {
 """The keys each reference format reads, besides ``format``; any other key is an error (it
 would be ignored, and a default file read in its place)."""
 
-MATERIAL_KEYS = ("structure", "reference", "supercell", "primitive_matrix", "fc3")
+MATERIAL_KEYS = ("structure", "reference", "supercell", "primitive_matrix", "fc3", "augment")
 """Keys of a ``materials.<id>`` entry."""
+
+AUGMENT_KEYS = ("labels",)
+"""Keys of a material's ``augment`` block (the augment stage's per-material settings)."""
+
+LABEL_FORMATS = ("harmonic", "vasprun", "qe", "extxyz", "engine")
+"""Sources of the augment stage's frame labels; the first is the default."""
+
+LABEL_KEYS = ("format", "path", "files", "calculator", "calculator_kwargs")
+"""Keys of a material's ``augment.labels`` block."""
 
 STRUCTURE_KEYS = ("file", "index", "mp_id", "mdr_id", "sha256", "min_distance_A")
 """Keys of a material's ``structure`` block."""
@@ -120,6 +132,23 @@ def check_material(entry: Any) -> None:
         raise SpecError(f"structure gives {' and '.join(sources)}; give one source")
     if entry.get("reference") is not None:
         check_reference(entry["reference"])
+    check_augment(entry.get("augment"))
+
+
+def check_augment(augment: Any) -> None:
+    """A material's ``augment`` block: a mapping with a ``labels`` mapping of known keys and format."""
+    if augment is None:
+        return
+    if not isinstance(augment, dict):
+        raise SpecError("'augment' must be a mapping: {labels: {format: ..., ...}}")
+    _unknown("augment", augment, AUGMENT_KEYS)
+    labels = augment.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise SpecError("augment.labels must be a mapping: {format: harmonic|vasprun|qe|extxyz|engine, ...}")
+    _unknown("augment.labels", labels, LABEL_KEYS)
+    if labels.get("format", LABEL_FORMATS[0]) not in LABEL_FORMATS:
+        raise SpecError(f"augment.labels: format {short_repr(labels['format'])} is not one of "
+                        f"{', '.join(LABEL_FORMATS)}")
 
 
 def _abs(base: Path, p: str | os.PathLike) -> Path:

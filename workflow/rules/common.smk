@@ -88,6 +88,10 @@ def reference_inputs(wildcards):
     return checked(PLAN.reference_inputs, wildcards.material)
 
 
+def augment_inputs(wildcards):
+    return checked(PLAN.augment_inputs, wildcards.material)
+
+
 def displacements_dir(wildcards):
     """--displacements for engine references (they compute forces on these supercells)."""
     if checked(PLAN.reference_spec, wildcards.material).synthetic:

@@ -11,6 +11,7 @@ the rules' patterns and the planner's concrete targets::
         references/<m>/              phonopy_params.yaml, fc2.hdf5, thermal.json; kappa.json
                                      (DFT kappa of an fc3 material)
         references/kappa103-ids.json the kappa103 ids to score, when the config lists none
+        augment/<m>/                 rattled.extxyz, manifest.json, inputs/{vasp,qe}/
         finetune/<run>/              split.json, replay/{replay.extxyz, manifest.json},
                                      model.pt, train.json, metrics.csv,
                                      checkpoints/<digest>/last.pt,
@@ -72,6 +73,9 @@ FILES = {
     "reference": "references/{material}/thermal.json",
     "reference_kappa": "references/{material}/kappa.json",
     "kappa103_ids": "references/kappa103-ids.json",
+    "augment_dir": "augment/{material}",
+    "augment_frames": "augment/{material}/rattled.extxyz",
+    "augment_manifest": "augment/{material}/manifest.json",
     "finetune_root": "finetune",
     "run_dir": "finetune/{run}",
     "split": "finetune/{run}/split.json",
@@ -100,6 +104,7 @@ JOBS = {
     "structures": "structures/{material}",
     "displacements": "displacements/{material}",
     "references": "references/{material}",
+    "augment": "augment/{material}",
     "finetune_split": "finetune/{run}/split",
     "finetune_replay": "finetune/{run}/replay",
     "finetune_train": "finetune/{run}/train",

@@ -8,6 +8,7 @@ parsing the workflow stays fast and offline.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Plan:
         self.double_well: list[str] = list(self.evaluate.get("double_well") or [])
         self.kappa_materials: list[str] = list(self.kappa.get("materials") or [])
         self.compare: dict[str, Any] = dict(self.evaluate.get("compare") or {})
+        self.augment: dict[str, Any] = dict(config.get("augment") or {})
         self._check_materials()
         self.splits: dict[str, Split] = {run: self._split(run) for run in self.runs}
         self.eval_materials: list[str] = self._eval_materials()
@@ -87,6 +89,10 @@ class Plan:
             unknown = [m for m in entry.get("materials") or [] if m not in self.materials]
             if unknown:
                 raise ConfigError(f"finetune run '{run}' names unknown materials {unknown}")
+        unknown = [m for m in self.augment.get("materials") or [] if m not in self.materials]
+        if unknown:
+            raise ConfigError(f"augment.materials names unknown materials {unknown}. Fix: list materials of the "
+                              "config's materials block")
 
     def _split(self, run: str) -> Split:
         try:
@@ -129,6 +135,35 @@ class Plan:
             return list(chosen)
         scored = set(self.eval_materials) | set(self.double_well) | set(self.kappa_materials)
         return [m for m in self.materials if m not in entry["materials"] and m not in scored]
+
+    # ------------------------------------------------------------------ augment
+
+    def augment_materials(self) -> list[str]:
+        """Materials whose rattled frames the ``augment`` rule makes, in order, each once:
+        ``augment.materials`` (the materials asked for by name). Frames of materials that
+        runs train on with a rattled objective are to be added here."""
+        names: list[str] = []
+        for m in self.augment.get("materials") or []:
+            if m not in names:
+                names.append(m)
+        return names
+
+    def augment_labels(self, material: str) -> dict[str, Any]:
+        """The material's ``augment.labels`` mapping (``{}``: the default, harmonic labels)."""
+        return dict((self.materials[material].get("augment") or {}).get("labels") or {})
+
+    def augment_inputs(self, material: str) -> dict[str, Any]:
+        """Input files of ``augment``: the material's references folder files, and the label
+        files (DFT outputs or the user's extxyz) where the labels read any."""
+        p = self.layout.path
+        out: dict[str, Any] = {"params": p("reference_params", material=material),
+                               "fc2": p("reference_fc2", material=material)}
+        labels = self.augment_labels(material)
+        if labels.get("format") in ("vasprun", "qe") and labels.get("path"):
+            out["labels"] = [os.path.join(self.base_dir, labels["path"], f) for f in labels.get("files") or []]
+        elif labels.get("format") == "extxyz" and labels.get("path"):
+            out["labels"] = [os.path.join(self.base_dir, labels["path"])]
+        return out
 
     # ------------------------------------------------------------------ evaluate
 
@@ -221,6 +256,7 @@ class Plan:
         p = self.layout.path
         out = [p(key, material=m) for m in self.materials for key in ("structure", "displacements_manifest",
                                                                       "reference")]
+        out += [p("augment_frames", material=m) for m in self.augment_materials()]
         for run, split in self.splits.items():
             out += [p("model", run=run), p("train", run=run)]
             out += [p("heldout", run=run, variant=v, material=m) for m in split.test for v in VARIANTS]

@@ -27,12 +27,13 @@ JOB_GROUPS: dict[str, str] = {
     "structures": "prep",
     "displacements": "prep",
     "references": "prep",
+    "augment": "prep",
     "finetune_heldout": "evaluate",
     "evaluate_mdr": "evaluate",
     "evaluate_double_well": "evaluate",
 }
-"""Rule -> job group. ``prep``: a material's structure, displacements and reference (seconds
-to a minute each, CPU); ``evaluate``: one model on one material (held-out phonons, MDR
+"""Rule -> job group. ``prep``: a material's structure, displacements, reference and rattled
+frames (seconds to a minute each, CPU); ``evaluate``: one model on one material (held-out phonons, MDR
 phonons, double well). Every rule of a group only reads what rules outside it wrote, or
 what the same material's earlier rules of the group wrote, so no group waits on itself."""
 

@@ -11,6 +11,8 @@ structures               material (its config entry), mdr_url
 displacements            protocol (DisplacementProtocol fields, material overrides in),
                          limits (SupercellLimits: the largest supercells, in atoms)
 references               material, protocol (ReferenceProtocol fields)
+augment                  protocol (AugmentSettings fields: the augment block but
+                         materials), labels (LabelSettings: materials.<m>.augment.labels)
 finetune_split           run (its config entry)
 finetune_replay          run, replay_materials
 finetune_train           run
@@ -103,6 +105,11 @@ def references(plan: Plan, material: str) -> dict[str, Any]:
     return {"material": plan.materials[material], "protocol": _reference_protocol(plan)}
 
 
+def augment(plan: Plan, material: str) -> dict[str, Any]:
+    protocol = {k: v for k, v in plan.augment.items() if k != "materials"}
+    return {"protocol": protocol, "labels": plan.augment_labels(material)}
+
+
 def finetune_run(plan: Plan, run: str) -> dict[str, Any]:
     """``finetune_split`` and ``finetune_train``: the run's config entry."""
     return {"run": plan.runs[run]}
@@ -159,6 +166,7 @@ SETTINGS: dict[str, Callable[..., dict[str, Any]]] = {
     "structures": structures,
     "displacements": displacements,
     "references": references,
+    "augment": augment,
     "finetune_split": finetune_run,
     "finetune_replay": finetune_replay,
     "finetune_train": finetune_run,
