@@ -293,6 +293,23 @@ class Plan:
         split = self.splits[run]
         return [self.layout.path("reference", material=m) for part in parts for m in getattr(split, part)]
 
+    def uses_rattled(self, run: str) -> bool:
+        """Whether the run's objective fits rattled frames (``rattled`` or ``both``; default ``pft``)."""
+        return self.runs[run].get("objective", "pft") != "pft"
+
+    def train_augment(self, run: str) -> list[str]:
+        """The rattled frames ``finetune_train`` reads: its training materials' ``rattled.extxyz``
+        under ``rattled`` / ``both``, none under ``pft``."""
+        if not self.uses_rattled(run):
+            return []
+        return [self.layout.path("augment_frames", material=m) for m in self.splits[run].train]
+
+    def rattled_materials(self) -> list[str]:
+        """Materials whose rattled frames a run trains on: the training materials of every
+        ``rattled`` / ``both`` run, in config order (the augment stage must cover them)."""
+        needed = {m for run in self.runs if self.uses_rattled(run) for m in self.splits[run].train}
+        return [m for m in self.materials if m in needed]
+
     def replay_references(self, run: str) -> list[str]:
         """References the replay set reads: every material of the run, plus its replay materials."""
         others = [self.layout.path("reference", material=m) for m in self.replay_materials(run)]
