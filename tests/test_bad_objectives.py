@@ -78,6 +78,12 @@ def test_unknown_objective(inputs, tmp_path):
                          message="objective must be one of ('pft', 'rattled', 'both'), not 'rattle'")
 
 
+def test_rattled_hessian_weight(inputs, tmp_path):
+    """Rattled frames have no force constants: a Hessian weight on them is refused, not ignored."""
+    assert_clean_failure(_args(inputs, {**RUN, "rattled_weights": {"hessian": 10}}), cwd=tmp_path,
+                         message="rattled_weights.hessian is 10, but rattled frames carry no Hessian labels. Fix:")
+
+
 def test_frame_0_of_every_label_case_reads(tmp_path):
     """Only frame 1 is to blame: frame 0 of each label case is a valid forces-only frame."""
     for name in CASES:

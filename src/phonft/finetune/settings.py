@@ -185,6 +185,12 @@ class TrainSettings(Protocol):
                               "phonon samples carry no energy label (the references hold force constants, not "
                               "total energies). Fix: set it to 0; energies are fitted through replay_weights.energy.")
 
+        if self.rattled_weights.hessian > 0:
+            # Rattled frames carry forces, energies and stresses, never force constants.
+            raise ConfigError(f"finetune.runs.<run>.rattled_weights.hessian is {self.rattled_weights.hessian:g}, but "
+                              "rattled frames carry no Hessian labels. Fix: set it to 0; the Hessian term is "
+                              "phonon_weights.hessian, used by objective: pft or both.")
+
     @property
     def options(self) -> dict[str, Any]:
         """``model_options`` as a mapping (checked against the model by :func:`phonft.models.load_model`)."""
