@@ -25,11 +25,11 @@ RUN = {"materials": ["Si", "mp-149", "MgO"], "split": {"test": ["MgO"], "val": [
        "objective": "rattled", "epochs": 1}
 
 CASES = {
-    "missing-forces.extxyz": "frame 1 lacks REF_forces",
-    "forces-nan.extxyz": "frame 1: REF_forces holds NaN, infinite or misshaped values",
-    "energy-nan.extxyz": "frame 1: REF_energy holds NaN, infinite or misshaped values",
-    "stress-nan.extxyz": "frame 1: REF_stress holds NaN, infinite or misshaped values",
-    "other-atoms.extxyz": "frame 0 has other atoms than the material's reference supercell (Cu4 vs Si",
+    "missing-forces.extxyz": "frame 1 has no REF_forces.",
+    "forces-nan.extxyz": "frame 1 has NaN or infinite REF_forces.",
+    "energy-nan.extxyz": "frame 1 has a NaN or infinite REF_energy.",
+    "stress-nan.extxyz": "frame 1 has NaN or infinite REF_stress.",
+    "other-atoms.extxyz": "frame 0 holds 4 atoms (Cu4), but the material's reference supercell has 16 atoms (Si16)",
 }
 
 
@@ -93,5 +93,5 @@ def test_frame_0_of_every_label_case_reads(tmp_path):
         good.write_text("\n".join((OBJECTIVES / name).read_text().splitlines()[:4]) + "\n")
         (sample,) = read_rattled(good)
         assert sample.energy_eV is None and sample.stress_eV_A3 is None and sample.forces_eV_A.shape == (2, 3)
-    with pytest.raises(InputFileError, match=r"forces-nan.extxyz: frame 1: REF_forces holds NaN"):
+    with pytest.raises(InputFileError, match=r"forces-nan.extxyz: frame 1 has NaN or infinite REF_forces"):
         read_rattled(OBJECTIVES / "forces-nan.extxyz")

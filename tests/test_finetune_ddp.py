@@ -46,7 +46,7 @@ CASES = {
     # shard has no energy term at all
     "rattled_masked": (2, dict(objective="rattled", phonon_weights=LossWeights(stress=0.0), replay_steps=1,
                                replay_batch_atoms=20, rattled_batch_atoms=1000,
-                               rattled_weights=LossWeights(energy=5.0, forces=10.0, stress=0.0))),
+                               rattled_weights=LossWeights(energy=5.0, forces=10.0, stress=0.0, hessian=0.0))),
     "both": (3, dict(objective="both", columns_per_structure=1, phonon_weights=LossWeights(stress=0.0),
                      replay_steps=0, rattled_batch_atoms=1000)),
 }

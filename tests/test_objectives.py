@@ -268,3 +268,7 @@ def test_planner_wires_the_frames_of_the_training_materials():
     assert plan.train_augment("b") == [f"results/augment/{m}/rattled.extxyz" for m in plan.splits["b"].train]
     want = set(plan.splits["r"].train) | set(plan.splits["b"].train)
     assert plan.rattled_materials() == [m for m in mats if m in want]
+    assert plan.augment_materials() == plan.rattled_materials()  # the augment rule makes them
+    assert plan.augment_args("p") == [] and plan.augment_args("b") == ["--augment", "results/augment"]
+    listed = Plan({"materials": mats, "finetune": {"runs": runs}, "augment": {"materials": ["CaTiO3"]}})
+    assert listed.augment_materials() == ["CaTiO3", *[m for m in plan.rattled_materials() if m != "CaTiO3"]]

@@ -103,16 +103,6 @@ def train_references(wildcards):
     return PLAN.run_references(wildcards.run, ("train", "val"))
 
 
-def train_augment(wildcards):
-    """The rattled frames of a run's training materials (objectives rattled and both; none for pft)."""
-    return PLAN.train_augment(wildcards.run)
-
-
-def augment_arg(wildcards):
-    """--augment for runs whose objective fits rattled frames."""
-    return ["--augment", path("augment_root")] if PLAN.uses_rattled(wildcards.run) else []
-
-
 def replay_references(wildcards):
     return PLAN.replay_references(wildcards.run)
 

@@ -54,7 +54,7 @@ rule finetune_train:
         split=path("split"),
         references=train_references,
         replay=path("replay_manifest"),
-        augment=train_augment,
+        augment=lambda wc: PLAN.train_augment(wc.run),
     output:
         model=path("model"),
         train=path("train"),
@@ -64,7 +64,7 @@ rule finetune_train:
         refs=path("references_root"),
         outdir=lambda wc, output: str(Path(output.train).parent),
         replay=lambda wc, input: str(Path(input.replay).parent),
-        augment=augment_arg,
+        augment=lambda wc: PLAN.augment_args(wc.run),
         device=device_arg("finetune_train"),
         # phonft in one process, or under torchrun with one data-parallel rank per GPU when gpu > 1.
         launch=lambda wildcards, resources: train_launcher(resources.gpu),

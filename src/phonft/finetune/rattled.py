@@ -33,14 +33,12 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from phonft.augment.frames import FRAMES_FILE
 from phonft.errors import InputFileError
-from phonft.finetune.data import _label, _stress_3x3
 from phonft.finetune.objective import Labels, ObjectiveValue, label_terms
 from phonft.finetune.settings import LossWeights
 from phonft.models.base import Model
 
-#: The augment frames of a material, under the augment root (``results/augment``).
-FRAMES_FILE = "rattled.extxyz"
 #: Term and logged-part names of the rattled objective (distinct from the phonon step's).
 RATTLED_TERMS = {"energy": "rattled_energy", "forces": "rattled_forces", "stress": "rattled_stress"}
 RATTLED_PARTS = {"energy_mae": "rattled_energy_mae", "force_mae": "rattled_force_mae",
@@ -71,68 +69,36 @@ def frames_path(augment_root: str | os.PathLike, material: str) -> Path:
 def read_rattled(path: str | os.PathLike, material: str = "") -> list[RattledSample]:
     """The labelled frames of an augment file; the first bad frame is an :class:`InputFileError`.
 
-    Every frame must pass :func:`phonft.atoms.check_structure` and carry finite
-    ``REF_forces`` of shape (N, 3); ``REF_energy`` and ``REF_stress`` are optional
-    (absent: that frame's term is masked) but finite when present.
+    The labels are checked by the augment stage's reader
+    (:func:`phonft.augment.frames.read_frames`: finite ``REF_forces`` of shape (N, 3);
+    ``REF_energy`` and ``REF_stress`` optional but finite), the structures by
+    :func:`phonft.atoms.check_structure`.
     """
-    import ase.io
+    from phonft.atoms import check_structure
+    from phonft.augment.frames import read_frames, stress_3x3
 
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "(augment frames) does not exist.",
                              "run the augment stage for this material (phonft augment), or set objective: pft.")
-    try:
-        frames = ase.io.read(path, index=":", format="extxyz")
-    except Exception as exc:  # ase raises many kinds on a corrupt file
-        raise InputFileError(path, f"is not a readable extxyz file ({exc}).",
-                             "regenerate it with phonft augment.") from exc
-    if not frames:
-        raise InputFileError(path, "holds no frames.", "regenerate it with phonft augment.")
-    return [_sample(a, i, path, material) for i, a in enumerate(frames)]
-
-
-def _finite(value, path: Path, i: int, key: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    fix = "drop that frame or fix its labels (phonft augment writes them)."
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputFileError(path, f"frame {i}: {key} is not numeric.", fix) from None
-    if (shape is not None and arr.shape != shape) or not np.all(np.isfinite(arr)):
-        raise InputFileError(path, f"frame {i}: {key} holds NaN, infinite or misshaped values.", fix)
-    return arr
-
-
-def _sample(a: Atoms, i: int, path: Path, material: str) -> RattledSample:
-    """Frame ``i`` of ``path`` as a checked :class:`RattledSample`."""
-    from phonft.atoms import check_structure
-
-    check_structure(a, f"{path} (frame {i})", periodic=bool(a.pbc.all()))
-    forces = _label(a, "REF_forces", "forces")
-    if forces is None:
-        raise InputFileError(path, f"frame {i} lacks REF_forces.",
-                             "label every frame with REF_forces (eV/Å); REF_energy and REF_stress are optional.")
-    forces = _finite(forces, path, i, "REF_forces", (len(a), 3))
-    energy = _label(a, "REF_energy", "energy")
-    energy = float(_finite(energy, path, i, "REF_energy", ())) if energy is not None else None
-    stress = _label(a, "REF_stress", "stress")
-    if stress is not None:
-        try:
-            stress = _stress_3x3(_finite(stress, path, i, "REF_stress"))
-        except ValueError as exc:
-            raise InputFileError(path, f"frame {i}: REF_stress is not a stress ({exc}).",
-                                 "write it as 9 (3x3) or 6 (Voigt) numbers in eV/Å³.") from None
-    clean = Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
-    return RattledSample(clean, forces, energy, stress, material=material or str(a.info.get("material", "")),
-                         label_source=str(a.info.get("label_source", "")))
+    samples = []
+    for i, a in enumerate(read_frames(path)):
+        check_structure(a, f"{path} (frame {i})", periodic=bool(a.pbc.all()))
+        energy, stress = a.info.get("REF_energy"), a.info.get("REF_stress")
+        samples.append(RattledSample(Atoms(a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc),
+                                     np.asarray(a.arrays["REF_forces"], dtype=np.float64),
+                                     None if energy is None else float(energy),
+                                     None if stress is None else stress_3x3(stress),
+                                     material=material or str(a.info.get("material", "")),
+                                     label_source=str(a.info.get("label_source", ""))))
+    return samples
 
 
 def check_frames(samples: Sequence[RattledSample], reference: Atoms, path: Path) -> None:
     """The frames must be rattled copies of ``reference`` (same atoms, same order)."""
-    for i, s in enumerate(samples):
-        if not np.array_equal(s.atoms.numbers, reference.numbers):
-            raise InputFileError(path, f"frame {i} has other atoms than the material's reference supercell "
-                                 f"({s.atoms.get_chemical_formula()} vs {reference.get_chemical_formula()}).",
-                                 "regenerate the augment frames from the current references.")
+    from phonft.augment.frames import check_supercell
+
+    check_supercell([s.atoms for s in samples], reference, path)
 
 
 def _tensor(x, model: Model) -> torch.Tensor:

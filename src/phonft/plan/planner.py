@@ -140,10 +140,10 @@ class Plan:
 
     def augment_materials(self) -> list[str]:
         """Materials whose rattled frames the ``augment`` rule makes, in order, each once:
-        ``augment.materials`` (the materials asked for by name). Frames of materials that
-        runs train on with a rattled objective are to be added here."""
+        ``augment.materials`` (the materials asked for by name), then the training
+        materials of every run with a rattled objective (:meth:`rattled_materials`)."""
         names: list[str] = []
-        for m in self.augment.get("materials") or []:
+        for m in [*(self.augment.get("materials") or []), *self.rattled_materials()]:
             if m not in names:
                 names.append(m)
         return names
@@ -303,6 +303,10 @@ class Plan:
         if not self.uses_rattled(run):
             return []
         return [self.layout.path("augment_frames", material=m) for m in self.splits[run].train]
+
+    def augment_args(self, run: str) -> list[str]:
+        """``--augment <root>`` for ``finetune train`` of a rattled / both run; none for pft."""
+        return ["--augment", self.layout.path("augment_root")] if self.uses_rattled(run) else []
 
     def rattled_materials(self) -> list[str]:
         """Materials whose rattled frames a run trains on: the training materials of every
