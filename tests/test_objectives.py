@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from phonft.cli import main
+from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import load_phonon_sample
 from phonft.finetune.objective import phonon_objective
 from phonft.finetune.rattled import RattledSample, combine, frames_path, rattled_objective, read_rattled
 from phonft.finetune.settings import LossWeights, TrainSettings
 from phonft.finetune.steps import cycle_batches
-from phonft.finetune.columns import sample_columns
 from phonft_testdata import TINY_MACE_RUN, small_mace_model
 
 W = LossWeights(energy=1.0, forces=100.0, stress=1.0, hessian=0.0)
