@@ -49,11 +49,12 @@ rule finetune_replay:
 
 
 rule finetune_train:
-    """Fine-tune the run's base model with the PFT phonon loss and replay co-training."""
+    """Fine-tune the run's base model (objective pft, rattled or both) with replay co-training."""
     input:
         split=path("split"),
         references=train_references,
         replay=path("replay_manifest"),
+        augment=lambda wc: PLAN.train_augment(wc.run),
     output:
         model=path("model"),
         train=path("train"),
@@ -63,6 +64,7 @@ rule finetune_train:
         refs=path("references_root"),
         outdir=lambda wc, output: str(Path(output.train).parent),
         replay=lambda wc, input: str(Path(input.replay).parent),
+        augment=lambda wc: PLAN.augment_args(wc.run),
         device=device_arg("finetune_train"),
         # phonft in one process, or under torchrun with one data-parallel rank per GPU when gpu > 1.
         launch=lambda wildcards, resources: train_launcher(resources.gpu),
@@ -80,7 +82,7 @@ rule finetune_train:
     shell:
         # --resume: a killed job continues from its last epoch checkpoint.
         "{params.launch:q} finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
-        "--references {params.refs:q} --replay {params.replay:q} --out {params.outdir:q} "
+        "--references {params.refs:q} --replay {params.replay:q} {params.augment:q} --out {params.outdir:q} "
         "--device {params.device:q} --resume > {log:q} 2>&1"
 
 

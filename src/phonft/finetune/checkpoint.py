@@ -4,8 +4,9 @@ A run's checkpoint is ``<run>/checkpoints/<key>/last.pt``. The key is the first 
 digits of the SHA-256 of the run's :class:`CheckpointKey`: the training settings' digest
 and SHA-256 fingerprints of everything else the trained weights depend on — the split,
 every file of the training and validation materials' references folders, the replay set
-(``manifest.json`` and ``replay.extxyz``) and the base model's file when its spec names
-one. The key record is written beside the checkpoint (``key.json``) and into
+(``manifest.json`` and ``replay.extxyz``), the rattled frames of the training materials
+(``results/augment/<m>/rattled.extxyz``, objectives ``rattled`` and ``both``) and the
+base model's file when its spec names one. The key record is written beside the checkpoint (``key.json``) and into
 ``train.json`` (``checkpoint_key``).
 
 A run resumes only the checkpoint of its own key. A changed reference, split, replay set
@@ -69,7 +70,8 @@ class CheckpointKey:
     ``settings``: :meth:`TrainSettings.digest` (16 hex); ``split``: the train / val / test
     lists; ``references``: material -> file name -> digest, for the train and val
     materials; ``replay``: file name -> digest (empty without a replay set);
-    ``base_model``: file -> digest when the base model's spec names a local file.
+    ``base_model``: file -> digest when the base model's spec names a local file;
+    ``augment``: material -> digest of its rattled frames (empty under ``objective: pft``).
     """
 
     settings: str
@@ -77,11 +79,13 @@ class CheckpointKey:
     references: dict[str, dict[str, str]]
     replay: dict[str, str] = field(default_factory=dict)
     base_model: dict[str, str] = field(default_factory=dict)
+    augment: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of_run(cls, settings_digest: str, base_model: str, split: dict[str, list[str]], references: Path,
-               replay_dir: Path | None) -> CheckpointKey:
-        """Hash the run's inputs: the split, its train and val references, the replay set."""
+               replay_dir: Path | None, frame_files: dict[str, Path] | None = None) -> CheckpointKey:
+        """Hash the run's inputs: the split, its train and val references, the replay set and
+        the rattled frame files (material -> path)."""
         refs = {m: {name: sha256_file(references / m / name) for name in reference_files()
                     if (references / m / name).is_file()}
                 for m in sorted(set(split["train"]) | set(split["val"]))}
@@ -91,7 +95,8 @@ class CheckpointKey:
         return cls(settings=settings_digest,
                    split=_sha256_json({k: split[k] for k in ("train", "val", "test")}),
                    references=refs, replay=replay,
-                   base_model={str(model): sha256_file(model)} if model else {})
+                   base_model={str(model): sha256_file(model)} if model else {},
+                   augment={m: sha256_file(path) for m, path in sorted((frame_files or {}).items())})
 
     @property
     def digest(self) -> str:
@@ -105,8 +110,9 @@ class CheckpointKey:
     def changes(self, other: dict[str, Any]) -> list[str]:
         """What differs between this key and the key record ``other``, in words."""
         words = {"settings": "the training settings", "split": "the split", "replay": "the replay set",
-                 "base_model": "the base model file"}
-        out = [w for part, w in words.items() if other.get(part) != getattr(self, part)]
+                 "base_model": "the base model file", "augment": "the rattled frames"}
+        out = [w for part, w in words.items()
+               if other.get(part, {} if part == "augment" else None) != getattr(self, part)]
         theirs = other.get("references") or {}
         materials = sorted(m for m in set(theirs) | set(self.references) if theirs.get(m) != self.references.get(m))
         if materials:

@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     entry, _ = _run_entry(args, "train", RUN_SETTINGS)
     ft.train(args.run, entry, args.split, args.references, args.replay, args.out, device=args.device,
-             resume=args.resume, stop_after=args.stop_after)
+             resume=args.resume, stop_after=args.stop_after, augment=args.augment)
 
 
 def cmd_heldout(args: argparse.Namespace) -> None:
@@ -103,10 +103,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _run_inputs(a, "output replay folder")
     a.add_argument("--cache-dir", help="download cache for upstream data (default: $PHONFT_CACHE or ~/.cache/phonft)")
 
-    a = _action(actions, "train", "PFT + replay co-training; --resume continues a killed run", cmd_train,
+    a = _action(actions, "train", "fine-tuning (objective pft, rattled or both) + replay co-training; "
+                "--resume continues a killed run", cmd_train,
                 RUN_SETTINGS)
     _run_inputs(a, "the run's folder (model.pt, train.json, metrics.csv)")
     a.add_argument("--replay", help="replay folder holding replay.extxyz")
+    a.add_argument("--augment", help="augment root holding <material>/rattled.extxyz (objectives rattled and both)")
     a.add_argument("--resume", action="store_true", help="continue from the run's checkpoint if there is one")
     a.add_argument("--stop-after", type=int, help="stop after this many epochs (to test --resume)")
 

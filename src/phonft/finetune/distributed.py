@@ -4,7 +4,8 @@
 ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set; :func:`init_distributed` reads them (none
 set: one process, nothing changes). Every rank draws the same epoch plan, batch and
 columns from the seeded generator, then fits its own shard of the batch (every
-``world_size``-th structure from its rank on, with their columns; replay batches alike),
+``world_size``-th structure from its rank on, with their columns; replay and rattled
+batches alike),
 so the union of the shards is exactly the batch one process would take.
 
 Every loss term is a pooled mean (:mod:`phonft.finetune.losses`): the union's term is
@@ -35,11 +36,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The loss terms, in the order their entry counts are all-reduced.
-TERMS = ("hessian", "energy", "forces", "stress")
+#: The loss terms, in the order their entry counts are all-reduced (the ``rattled_*`` terms
+#: are the rattled objective's, :mod:`phonft.finetune.rattled`; an absent term counts 0).
+TERMS = ("hessian", "energy", "forces", "stress", "rattled_energy", "rattled_forces", "rattled_stress")
 #: Logged part -> the term whose entries its mean pools (``loss`` is summed instead).
 PART_TERMS = {"hessian_loss": "hessian", "hessian_mae": "hessian", "energy_mae": "energy",
-              "force_mae": "forces", "stress_mae": "stress"}
+              "force_mae": "forces", "stress_mae": "stress", "rattled_energy_mae": "rattled_energy",
+              "rattled_force_mae": "rattled_forces", "rattled_stress_mae": "rattled_stress"}
 
 
 @dataclass(frozen=True)

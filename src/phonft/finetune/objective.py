@@ -25,7 +25,9 @@ Each ``L`` is a mean absolute error, or a mean Huber loss with ``w.huber_delta``
   ``phonon_weights.energy > 0``.
 
 The replay objective (:func:`replay_objective`) is the same E/F/S terms (:func:`label_terms`)
-on labelled structures, with the replay weights.
+on labelled structures, with the replay weights; the rattled objective
+(:func:`phonft.finetune.rattled.rattled_objective`, ``objective: rattled`` or ``both``) is
+them again on the augment frames, each term masked to the frames that carry its label.
 """
 
 from __future__ import annotations

@@ -86,8 +86,13 @@ def _upstream_file(upstream: dict[str, Any], cache_dir: Path) -> Path:
 
 def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,
           replay_dir: str | os.PathLike, out_dir: str | os.PathLike, *, device: str = "auto",
-          resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+          resume: bool = False, stop_after: int | None = None,
+          augment: str | os.PathLike | None = None) -> dict[str, Any]:
     """Fine-tune the run's base model; write model, train.json and metrics.csv.
+
+    ``augment``: the augment root (``results/augment``) whose
+    ``<m>/rattled.extxyz`` frames of the training materials the ``rattled`` and ``both``
+    objectives fit (:mod:`phonft.finetune.rattled`); ``pft`` ignores it.
 
     The checkpoint is keyed by the settings and the inputs' SHA-256 fingerprints
     (:mod:`phonft.finetune.checkpoint`). With ``resume``, a checkpoint of the same key
@@ -108,28 +113,30 @@ def train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, ref
         logging.getLogger("phonft").setLevel(logging.WARNING)  # rank 0 logs for all
     try:
         return _train(run_name, run, split_file, references, replay_dir, Path(out_dir), dev, ctx, resume,
-                      stop_after)
+                      stop_after, augment)
     finally:
         shutdown_distributed(ctx)
 
 
 def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, references: str | os.PathLike,
            replay_dir: str | os.PathLike, out_dir: Path, dev: str, ctx: Any, resume: bool,
-           stop_after: int | None) -> dict[str, Any]:
+           stop_after: int | None, augment: str | os.PathLike | None) -> dict[str, Any]:
     from phonft.finetune.checkpoint import CHECKPOINT_FILE, CheckpointKey, prepare_checkpoint
     from phonft.finetune.trainer import Trainer, write_metrics
 
     settings = TrainSettings.from_dict(train_fields(run))
     split = read_split(split_file)
-    key = CheckpointKey.of_run(settings.digest(), settings.base_model, split, Path(references),
-                               Path(replay_dir) if replay_dir else None)
     train_set, val_set, replay_train, replay_val = _training_data(settings, split, Path(references), replay_dir)
+    rattled, frame_files = _rattled_data(settings, split["train"], train_set, augment)
+    key = CheckpointKey.of_run(settings.digest(), settings.base_model, split, Path(references),
+                               Path(replay_dir) if replay_dir else None, frame_files)
     model = _base_model(settings, dev, train_set + val_set)
     ckpt = (prepare_checkpoint(out_dir / "checkpoints", key, resume) if ctx.is_main
             else out_dir / "checkpoints" / key.digest / CHECKPOINT_FILE)
     manifest = _manifest_summary(Path(replay_dir) / "manifest.json") if replay_dir else None
     trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt,
-                      dft_labels=(manifest or {}).get("kind") == "upstream", key=key.digest, dist=ctx)
+                      dft_labels=(manifest or {}).get("kind") == "upstream", key=key.digest, dist=ctx,
+                      rattled_train=rattled)
     result = trainer.fit(resume=resume, stop_after=stop_after)
     if not ctx.is_main:
         return {"rank": ctx.rank}
@@ -158,6 +165,8 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
         "forgetting": forgetting_record(result.metrics[0], _row_of(result.metrics, result.best_epoch),
                                         len(replay_val)),
         "replay_manifest": manifest,
+        "objective": settings.objective,
+        "augment": _frames_record(frame_files, rattled) if rattled else None,
         "checkpoint": str(ckpt),
         "checkpoint_key": key.record(),
         **settings.record(),
@@ -197,6 +206,40 @@ def _training_data(settings: TrainSettings, split: dict[str, list[str]], refs: P
         # The validation frames measure forgetting even when replay_steps is 0.
         replay_train, replay_val = load_replay_split(replay_file)
     return train_set, val_set, replay_train, replay_val
+
+
+def _rattled_data(settings: TrainSettings, materials: Sequence[str], train_set: Sequence[Any],
+                  augment: str | os.PathLike | None) -> tuple[list, dict[str, Path]]:
+    """The rattled frames of the training materials (``rattled`` / ``both``), and their files.
+
+    A missing ``--augment`` root or frame file, or frames that are not rattled copies of
+    the material's reference supercell, is one clear error.
+    """
+    from phonft.finetune.rattled import check_frames, frames_path, read_rattled
+
+    if settings.objective == "pft":
+        return [], {}
+    if augment is None:
+        raise ConfigError(f"objective is {settings.objective}, which fits the training materials' rattled frames, "
+                          "but no augment folder was given. Fix: pass --augment <results/augment> (the workflow "
+                          "does), or set objective: pft.")
+    files = {m: frames_path(augment, m) for m in materials}
+    frames = []
+    for sample in train_set:
+        chunk = read_rattled(files[sample.material], sample.material)
+        check_frames(chunk, sample.atoms, files[sample.material])
+        frames += chunk
+    log.info("objective %s: %d rattled frames of %d training materials", settings.objective, len(frames),
+             len(files))
+    return frames, files
+
+
+def _frames_record(files: dict[str, Path], frames: Sequence[Any]) -> dict[str, Any]:
+    """What train.json records of the rattled frames: per material, file, digest, frames, label sources."""
+    return {m: {"file": str(path), "sha256": sha256_file(path),
+                "n_frames": sum(f.material == m for f in frames),
+                "label_sources": sorted({f.label_source for f in frames if f.material == m})}
+            for m, path in files.items()}
 
 
 def _row_of(metrics: list[dict[str, float]], epoch: int) -> dict[str, float]:

@@ -13,6 +13,7 @@ from phonft.errors import ConfigError
 from phonft.protocols import Protocol
 
 COLUMN_MODES = ("hvp", "fd")
+OBJECTIVES = ("pft", "rattled", "both")
 HESSIAN_NORMS = ("plain", "near_field", "distance")
 
 
@@ -33,6 +34,18 @@ class LossWeights(Protocol):
 
 
 REPLAY_WEIGHTS = LossWeights(energy=20000.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
+
+RATTLED_WEIGHTS = LossWeights(energy=1.0, forces=100.0, stress=1.0, hessian=0.0, huber_delta=None)
+"""Weights of the rattled E/F/S loss (George et al.'s objective on the augment frames).
+
+The ratios are mace-torch's ``mace_run_train`` defaults (``energy_weight`` 1,
+``forces_weight`` 100, ``stress_weight`` 1), which MACE fine-tuning uses unless told
+otherwise: forces dominate, energies (eV/atom) and stresses (eV/Å³) steer gently. The terms
+are MAEs (``huber_delta`` None), as in the phonon step, so that under ``objective: both``
+the rattled forces (weight 100, eV/Å) and the Hessian columns (weight 100, eV/Å²) pull
+with comparable strength. Frames without an energy or stress label (harmonic labels have
+forces only) simply leave those terms out (:mod:`phonft.finetune.rattled`).
+"""
 
 
 @dataclass(frozen=True)
@@ -100,18 +113,26 @@ class TrainSettings(Protocol):
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
         by ``exp(-d / near_field_radius_A)``. The logged Hessian MAE uses the same weights.
-    phonon_weights, replay_weights
-        Loss weights of the phonon step and of the replay steps. The phonon step has no
-        energy term (the references carry no total energy): ``phonon_weights.energy``
-        must be 0.
+    objective
+        What a step fits (:mod:`phonft.finetune.rattled`): ``pft`` (default), the phonon
+        loss on the reference supercells' DFT Hessian columns; ``rattled``, the E/F/S loss
+        on the training materials' rattled frames (``results/augment/<m>/rattled.extxyz``,
+        George et al.), no Hessian term; ``both``, each phonon step's loss plus a rattled
+        batch's loss, one optimiser step. Replay steps follow every step in all three;
+        model selection is by the phonon validation loss in all three.
+    phonon_weights, replay_weights, rattled_weights
+        Loss weights of the phonon step, of the replay steps and of the rattled term
+        (:data:`RATTLED_WEIGHTS`). The phonon step has no energy term (the references carry
+        no total energy): ``phonon_weights.energy`` must be 0.
     max_drift
         Forgetting budget of model selection (:class:`DriftBudget`).
     replay_steps
         Replay steps taken after every phonon step (0 disables co-training).
     lr, weight_decay, grad_clip, ema_decay
         AdamW learning rate and weight decay, gradient-norm clip, EMA decay.
-    epochs, batch_atoms, replay_batch_atoms
-        Epochs over the phonon training set; node budgets (atoms per batch).
+    epochs, batch_atoms, replay_batch_atoms, rattled_batch_atoms
+        Epochs (over the phonon training set; under ``rattled``, over the rattled frames);
+        node budgets (atoms per batch) of phonon, replay and rattled batches.
     dtype
         Training precision (``float32`` or ``float64``); phonons are evaluated in float64.
     seed
@@ -130,6 +151,8 @@ class TrainSettings(Protocol):
     near_field_radius_A: float = 4.0
     phonon_weights: LossWeights = field(default_factory=LossWeights)
     replay_weights: LossWeights = REPLAY_WEIGHTS
+    objective: str = "pft"
+    rattled_weights: LossWeights = RATTLED_WEIGHTS
     max_drift: DriftBudget = field(default_factory=DriftBudget)
     replay_steps: int = 4
     lr: float = 1e-4
@@ -139,6 +162,7 @@ class TrainSettings(Protocol):
     epochs: int = 10
     batch_atoms: int = 128
     replay_batch_atoms: int = 64
+    rattled_batch_atoms: int = 128
     dtype: str = "float32"
     seed: int = 0
 
@@ -149,15 +173,23 @@ class TrainSettings(Protocol):
             raise ConfigError(f"column must be one of {COLUMN_MODES}, not {self.column!r}")
         if self.hessian_norm not in HESSIAN_NORMS:
             raise ConfigError(f"hessian_norm must be one of {HESSIAN_NORMS}, not {self.hessian_norm!r}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"finetune.runs.<run>.objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, not {self.dtype!r}")
-        if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1:
-            raise ConfigError("columns_per_structure, epochs and batch_atoms must be positive")
+        if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1 or self.rattled_batch_atoms < 1:
+            raise ConfigError("columns_per_structure, epochs, batch_atoms and rattled_batch_atoms must be positive")
         if self.phonon_weights.energy > 0:
             # A PhononSample has no energy (references hold force constants): the term could not act.
             raise ConfigError(f"finetune.runs.<run>.phonon_weights.energy is {self.phonon_weights.energy:g}, but "
                               "phonon samples carry no energy label (the references hold force constants, not "
                               "total energies). Fix: set it to 0; energies are fitted through replay_weights.energy.")
+
+        if self.rattled_weights.hessian > 0:
+            # Rattled frames carry forces, energies and stresses, never force constants.
+            raise ConfigError(f"finetune.runs.<run>.rattled_weights.hessian is {self.rattled_weights.hessian:g}, but "
+                              "rattled frames carry no Hessian labels. Fix: set it to 0; the Hessian term is "
+                              "phonon_weights.hessian, used by objective: pft or both.")
 
     @property
     def options(self) -> dict[str, Any]:

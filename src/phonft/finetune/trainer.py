@@ -1,11 +1,14 @@
-"""The PFT training loop: phonon steps, replay co-training, EMA, model selection, resume.
+"""The training loop: phonon and/or rattled steps, replay co-training, EMA, model selection, resume.
 
-Per epoch, the phonon training set is shuffled and packed into node-budget batches; for
-each batch the trainer takes one phonon step (sampled Hessian columns plus force and
-stress terms, :func:`~phonft.finetune.objective.phonon_objective`), then ``replay_steps``
-replay steps (:func:`~phonft.finetune.objective.replay_objective`). Every random choice
-of an epoch is drawn from ``numpy.random.default_rng([seed, epoch])``, so a run resumed
-from an epoch checkpoint takes exactly the steps an uninterrupted one would.
+Per epoch, the training set is shuffled and packed into node-budget batches; for each
+batch the trainer takes one step of the run's objective (``pft``: sampled Hessian columns
+plus force and stress terms, :func:`~phonft.finetune.objective.phonon_objective`;
+``rattled``: the E/F/S loss on rattled frames, :mod:`phonft.finetune.rattled`; ``both``:
+the sum), then ``replay_steps`` replay steps
+(:func:`~phonft.finetune.objective.replay_objective`); the steps live in
+:mod:`phonft.finetune.steps`. Every random choice of an epoch is drawn from generators
+seeded by ``[seed, epoch]``, so a run resumed from an epoch checkpoint takes exactly the
+steps an uninterrupted one would.
 
 The trainer runs with TorchScript's graph optimiser off (:func:`reproducible`): MACE's
 e3nn layers are TorchScript, and the optimised graphs the JIT swaps in after a function's
@@ -18,7 +21,8 @@ optimised graph, once made, is kept for the process): ``phonft finetune train`` 
 a process.
 
 After every epoch the EMA weights are scored on the validation structures (one fixed
-column each) and on the held-back replay frames; the best EMA weights by phonon
+column each; under every objective, ``rattled`` included: the validation materials have
+DFT force constants) and on the held-back replay frames; the best EMA weights by phonon
 validation loss among the epochs within the forgetting budget (``max_drift``) are kept,
 and a checkpoint is written atomically.
 
@@ -38,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -48,10 +52,11 @@ from phonft.errors import ConfigError
 from phonft.finetune.checkpoint import load_checkpoint
 from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
-from phonft.finetune.distributed import (SINGLE, DistContext, allreduce_grads, broadcast_weights, shard,
-                                         shard_indices, union_objective)
-from phonft.finetune.objective import ObjectiveValue, phonon_objective, replay_objective
+from phonft.finetune.distributed import SINGLE, DistContext, broadcast_weights
+from phonft.finetune.objective import phonon_objective, replay_objective
+from phonft.finetune.rattled import RATTLED_PARTS, RattledSample
 from phonft.finetune.settings import TrainSettings
+from phonft.finetune.steps import Steps
 from phonft.finetune.strategies import apply_strategy
 from phonft.io import atomic_torch_save, atomic_write_text
 from phonft.models.base import Model
@@ -64,6 +69,9 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = ("epoch", "steps", "train_loss", "train_hessian_mae", "train_force_mae",
                   "val_loss", "val_hessian_mae", "replay_energy_mae", "replay_force_mae",
                   "replay_stress_mae", "drift_energy_mae", "drift_force_mae", "drift_stress_mae", "lr", "seconds")
+#: Columns metrics.csv adds when the rattled objective ran (``rattled``, ``both``): the
+#: training steps' mean rattled MAEs (eV/atom over frames with energies, eV/Å, eV/Å³).
+RATTLED_COLUMNS = tuple(f"train_{part}" for part in RATTLED_PARTS.values())
 #: Forgetting metrics: error against the replay labels and drift from the base model's own
 #: predictions, on the validation frames (eV/atom, eV/Å, eV/Å³).
 FORGETTING_KEYS = ("replay_energy_mae", "replay_force_mae", "replay_stress_mae",
@@ -126,10 +134,11 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-class Trainer:
-    """Fine-tunes ``model`` on phonon samples with replay co-training.
+class Trainer(Steps):
+    """Fine-tunes ``model`` on phonon samples and/or rattled frames with replay co-training.
 
-    ``checkpoint`` is written after every epoch and holds ``key`` (default: the settings'
+    ``rattled_train``: the training materials' rattled frames (``objective`` ``rattled``
+    or ``both``). ``checkpoint`` is written after every epoch and holds ``key`` (default: the settings'
     digest; :mod:`phonft.finetune.checkpoint` keys it by every input); a resumed
     checkpoint must hold the same key. ``dist``: this process's data-parallel rank.
     """
@@ -137,11 +146,15 @@ class Trainer:
     def __init__(self, model: Model, settings: TrainSettings, train: Sequence[PhononSample],
                  val: Sequence[PhononSample], replay_train: Sequence[ReplaySample] = (),
                  replay_val: Sequence[ReplaySample] = (), checkpoint: str | Path | None = None,
-                 dft_labels: bool = False, key: str | None = None, dist: DistContext = SINGLE):
+                 dft_labels: bool = False, key: str | None = None, dist: DistContext = SINGLE,
+                 rattled_train: Sequence[RattledSample] = ()):
         if not train:
             raise ConfigError("the training split holds no phonon structures")
+        if settings.objective != "pft" and not rattled_train:
+            raise ConfigError(f"objective is {settings.objective} but no rattled frames were given. Fix: pass "
+                              "--augment <the augment root, results/augment>, or set objective: pft.")
         self.model, self.settings = model, settings
-        self.train_set, self.val_set = list(train), list(val)
+        self.train_set, self.val_set, self.rattled_train = list(train), list(val), list(rattled_train)
         self.replay_train, self.replay_val = list(replay_train), list(replay_val)
         if settings.replay_steps and not self.replay_train:
             raise ConfigError("replay_steps > 0 but the replay set is empty. Fix: give upstream data, "
@@ -159,72 +172,6 @@ class Trainer:
         self.ema = EMA(self.params, settings.ema_decay)
         vrng = np.random.default_rng([settings.seed, 2**31 - 1])
         self.val_cols = sample_columns([s.n_atoms for s in self.val_set], 1, vrng) if self.val_set else None
-
-    # ------------------------------------------------------------------ steps
-    def _optimise(self, result: ObjectiveValue | None) -> dict[str, float]:
-        """One optimiser step on ``result`` (this rank's shard under ``dist``); the logged parts."""
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.dist.active:
-            loss, parts = union_objective(result, self.model.device)
-            if loss is not None:
-                loss.backward()
-            allreduce_grads(self.params)
-            value = torch.tensor(parts["loss"])
-        else:
-            assert result is not None
-            result.loss.backward()
-            value, parts = result.loss, dict(result.parts)
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"non-finite loss {float(value)}; lower lr or check the labels")
-        torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
-        self.optimizer.step()
-        self.ema.update()
-        return parts
-
-    def _phonon_step(self, samples: list[PhononSample], cols: np.ndarray) -> dict[str, float]:
-        """The phonon step on a batch; under ``dist``, on this rank's shard of it."""
-        mine = shard_indices(len(samples), self.dist)
-        res = (phonon_objective(self.model, [samples[i] for i in mine], cols[mine], self.settings)
-               if mine else None)
-        return self._optimise(res)
-
-    def _replay_step(self, samples: list[ReplaySample]) -> None:
-        """A replay step on a batch; under ``dist``, on this rank's shard (stress decided on the batch)."""
-        w = self.settings.replay_weights
-        if not self.dist.active:
-            self._optimise(replay_objective(self.model, samples, w))
-            return
-        has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
-        mine = shard(samples, self.dist)
-        self._optimise(replay_objective(self.model, mine, w, has_stress=has_stress) if mine else None)
-
-    def _replay_batches(self, rng: np.random.Generator) -> Iterator[list[ReplaySample]]:
-        sizes = [s.n_atoms for s in self.replay_train]
-        while True:
-            for idx in pack_batches(sizes, self.settings.replay_batch_atoms, rng.permutation(len(sizes))):
-                yield [self.replay_train[i] for i in idx]
-
-    def epoch_plan(self, epoch: int) -> tuple[np.random.Generator, list[list[int]]]:
-        rng = np.random.default_rng([self.settings.seed, epoch])
-        order = rng.permutation(len(self.train_set))
-        return rng, pack_batches([s.n_atoms for s in self.train_set], self.settings.batch_atoms, order)
-
-    def train_epoch(self, epoch: int, bar: tqdm | None = None) -> list[dict[str, float]]:
-        rng, batches = self.epoch_plan(epoch)
-        replay = self._replay_batches(rng) if self.settings.replay_steps else None
-        rows = []
-        self.model.train(True)
-        for idx in batches:
-            samples = [self.train_set[i] for i in idx]
-            cols = sample_columns([s.n_atoms for s in samples], self.settings.columns_per_structure, rng)
-            row = self._phonon_step(samples, cols)
-            for _ in range(self.settings.replay_steps):
-                self._replay_step(next(replay))
-            rows.append(row)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(hess=f"{row['hessian_mae']:.3f}", loss=f"{row['loss']:.3g}")
-        return rows
 
     # ------------------------------------------------------------------ evaluation
     def validate(self) -> dict[str, float]:
@@ -328,6 +275,7 @@ class Trainer:
             rows = self.train_epoch(epoch, bar)
             row = {"epoch": epoch, "steps": len(rows), "train_loss": _mean(rows, "loss"),
                    "train_hessian_mae": _mean(rows, "hessian_mae"), "train_force_mae": _mean(rows, "force_mae"),
+                   **{f"train_{k}": _mean(rows, k) for k in RATTLED_PARTS.values() if any(k in r for r in rows)},
                    **self.validate_ema(), "lr": self.optimizer.param_groups[0]["lr"]}
             row["seconds"] = time.perf_counter() - t0
             metrics.append(row)
@@ -384,11 +332,14 @@ def _fmt(row: dict[str, float]) -> str:
 
 
 def metrics_csv(metrics: Sequence[dict[str, float]]) -> str:
+    """The metrics as CSV: :data:`METRIC_COLUMNS`, plus :data:`RATTLED_COLUMNS` when present."""
+    rattled = tuple(c for c in RATTLED_COLUMNS if any(c in r for r in metrics))
+    columns = METRIC_COLUMNS[:-2] + rattled + METRIC_COLUMNS[-2:]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in metrics:
-        writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+        writer.writerow({k: row.get(k, "") for k in columns})
     return buf.getvalue()
 
 

@@ -73,6 +73,7 @@ FILES = {
     "reference": "references/{material}/thermal.json",
     "reference_kappa": "references/{material}/kappa.json",
     "kappa103_ids": "references/kappa103-ids.json",
+    "augment_root": "augment",
     "augment_dir": "augment/{material}",
     "augment_frames": "augment/{material}/rattled.extxyz",
     "augment_manifest": "augment/{material}/manifest.json",

@@ -140,10 +140,10 @@ class Plan:
 
     def augment_materials(self) -> list[str]:
         """Materials whose rattled frames the ``augment`` rule makes, in order, each once:
-        ``augment.materials`` (the materials asked for by name). Frames of materials that
-        runs train on with a rattled objective are to be added here."""
+        ``augment.materials`` (the materials asked for by name), then the training
+        materials of every run with a rattled objective (:meth:`rattled_materials`)."""
         names: list[str] = []
-        for m in self.augment.get("materials") or []:
+        for m in [*(self.augment.get("materials") or []), *self.rattled_materials()]:
             if m not in names:
                 names.append(m)
         return names
@@ -292,6 +292,27 @@ class Plan:
         """thermal.json of the run's materials in the given parts of its split."""
         split = self.splits[run]
         return [self.layout.path("reference", material=m) for part in parts for m in getattr(split, part)]
+
+    def uses_rattled(self, run: str) -> bool:
+        """Whether the run's objective fits rattled frames (``rattled`` or ``both``; default ``pft``)."""
+        return self.runs[run].get("objective", "pft") != "pft"
+
+    def train_augment(self, run: str) -> list[str]:
+        """The rattled frames ``finetune_train`` reads: its training materials' ``rattled.extxyz``
+        under ``rattled`` / ``both``, none under ``pft``."""
+        if not self.uses_rattled(run):
+            return []
+        return [self.layout.path("augment_frames", material=m) for m in self.splits[run].train]
+
+    def augment_args(self, run: str) -> list[str]:
+        """``--augment <root>`` for ``finetune train`` of a rattled / both run; none for pft."""
+        return ["--augment", self.layout.path("augment_root")] if self.uses_rattled(run) else []
+
+    def rattled_materials(self) -> list[str]:
+        """Materials whose rattled frames a run trains on: the training materials of every
+        ``rattled`` / ``both`` run, in config order (the augment stage must cover them)."""
+        needed = {m for run in self.runs if self.uses_rattled(run) for m in self.splits[run].train}
+        return [m for m in self.materials if m in needed]
 
     def replay_references(self, run: str) -> list[str]:
         """References the replay set reads: every material of the run, plus its replay materials."""
