@@ -154,7 +154,7 @@ class Trainer:
             broadcast_weights(model.module)
         with reproducible():
             self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
-        self.params = apply_strategy(model, settings.strategy, settings.frozen)
+        self.params = apply_strategy(model, settings)
         self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.ema = EMA(self.params, settings.ema_decay)
         vrng = np.random.default_rng([settings.seed, 2**31 - 1])
@@ -189,14 +189,13 @@ class Trainer:
         return self._optimise(res)
 
     def _replay_step(self, samples: list[ReplaySample]) -> None:
-        """A replay step on a batch; under ``dist``, on this rank's shard (stress decided on the batch)."""
+        """A replay step on a batch (through the original head under ``multihead``); under
+        ``dist``, on this rank's shard (stress decided on the batch)."""
         w = self.settings.replay_weights
-        if not self.dist.active:
-            self._optimise(replay_objective(self.model, samples, w))
-            return
         has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
-        mine = shard(samples, self.dist)
-        self._optimise(replay_objective(self.model, mine, w, has_stress=has_stress) if mine else None)
+        mine = shard(samples, self.dist) if self.dist.active else samples
+        with self.model.replay_head():
+            self._optimise(replay_objective(self.model, mine, w, has_stress=has_stress) if mine else None)
 
     def _replay_batches(self, rng: np.random.Generator) -> Iterator[list[ReplaySample]]:
         sizes = [s.n_atoms for s in self.replay_train]
@@ -240,8 +239,9 @@ class Trainer:
             n = sum(r["n"] for r in rows)
             out["val_loss"] = sum(r["loss"] * r["n"] for r in rows) / n
             out["val_hessian_mae"] = sum(r["hessian_mae"] * r["n"] for r in rows) / n
-        for prefix, frames in (("replay", self.replay_val), ("drift", self.replay_val_base)):
-            out.update(self._frame_errors(prefix, frames))
+        with self.model.replay_head():  # forgetting is measured through the original head
+            for prefix, frames in (("replay", self.replay_val), ("drift", self.replay_val_base)):
+                out.update(self._frame_errors(prefix, frames))
         return out
 
     def _frame_errors(self, prefix: str, frames: Sequence[ReplaySample]) -> dict[str, float]:
