@@ -21,7 +21,8 @@ from phonft.errors import ConfigError
 STRATEGIES = BAD / "strategies"
 
 CASES = {
-    "lora-rank-above-layer.json": "finetune.runs.<run>.lora.rank is 99, above the size of layer 'interactions.0.",
+    "lora-rank-above-layer.json": "finetune.runs.<run>.lora.rank is 99, above the size of layer "
+                                  "'interactions.0.conv_tp_weights.layer0' of model 'mace-small' (at most 8)",
     "lora-radial-only-on-chgnet.json": "lora.targets: radial_only names MACE's radial MLPs; a CHGNet model has none",
     "lora-without-lora.json": "lora settings are given but strategy is 'full'",
     "frozen-without-freeze.json": "frozen / freeze_blocks are set but strategy is 'full'",
@@ -87,3 +88,22 @@ def test_multihead_on_a_backend_without_a_readout_is_one_clear_error():
                                           r"is not known"):
         apply_strategy(model, TrainSettings.from_dict({"strategy": "scratch", "max_drift": {
             "energy_eV_atom": None, "force_eV_A": None, "error_ratio": None}}))
+
+
+@pytest.mark.parametrize("backend", ["chgnet", "mace"])
+def test_the_rank_the_lora_error_gives_is_enough(backend):
+    """The error names the smallest targeted layer, so the rank its fix gives is accepted."""
+    import re
+
+    from phonft.finetune.settings import TrainSettings
+    from phonft.finetune.strategies import check_strategy
+    from phonft.models import load_model
+    from phonft_testdata import small_mace_model
+
+    model = small_mace_model(("Si",)) if backend == "mace" else load_model("chgnet", dtype="float64", device="cpu")
+    with pytest.raises(ConfigError, match=r"lora\.rank is 999, above the size of layer") as err:
+        check_strategy(model, TrainSettings.from_dict({"strategy": "lora", "lora": {"rank": 999}}))
+    size = int(re.search(r"Fix: set lora\.rank <= (\d+)", str(err.value)).group(1))
+    check_strategy(model, TrainSettings.from_dict({"strategy": "lora", "lora": {"rank": size}}))
+    with pytest.raises(ConfigError, match=f"at most {size}"):
+        check_strategy(model, TrainSettings.from_dict({"strategy": "lora", "lora": {"rank": size + 1}}))

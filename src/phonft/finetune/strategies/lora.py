@@ -117,12 +117,11 @@ def check(model: Model, settings: TrainSettings) -> None:
     if not layers:
         raise ConfigError(f"finetune.runs.<run>.lora.targets {settings.lora.targets!r} selects no linear layer of "
                           f"model '{model.spec}'. Fix: use all, or prefixes of its module names.")
-    for name, layer in layers:
-        size = layer_size(layer)
-        if size is not None and settings.lora.rank > size:
-            raise ConfigError(f"finetune.runs.<run>.lora.rank is {settings.lora.rank}, above the size of layer "
-                              f"'{name}' of model '{model.spec}' (at most {size}). Fix: set lora.rank <= {size}, or "
-                              "leave that layer out of lora.targets.")
+    name, size = min(((n, layer_size(layer)) for n, layer in layers), key=lambda pair: pair[1])
+    if settings.lora.rank > size:  # the smallest targeted layer, so that the fix given is enough
+        raise ConfigError(f"finetune.runs.<run>.lora.rank is {settings.lora.rank}, above the size of layer "
+                          f"'{name}' of model '{model.spec}' (at most {size}). Fix: set lora.rank <= {size}, or "
+                          "leave that layer out of lora.targets.")
 
 
 def _adapter(model: Model, layer: torch.nn.Module, lora: LoRASettings, generator: torch.Generator
