@@ -122,6 +122,7 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
            replay_dir: str | os.PathLike, out_dir: Path, dev: str, ctx: Any, resume: bool,
            stop_after: int | None, augment: str | os.PathLike | None) -> dict[str, Any]:
     from phonft.finetune.checkpoint import CHECKPOINT_FILE, CheckpointKey, prepare_checkpoint
+    from phonft.finetune.strategies import check_strategy, parameter_counts
     from phonft.finetune.trainer import Trainer, write_metrics
 
     settings = TrainSettings.from_dict(train_fields(run))
@@ -131,6 +132,7 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
     key = CheckpointKey.of_run(settings.digest(), settings.base_model, split, Path(references),
                                Path(replay_dir) if replay_dir else None, frame_files)
     model = _base_model(settings, dev, train_set + val_set)
+    check_strategy(model, settings)  # a bad strategy setting fails before anything is written
     ckpt = (prepare_checkpoint(out_dir / "checkpoints", key, resume) if ctx.is_main
             else out_dir / "checkpoints" / key.digest / CHECKPOINT_FILE)
     manifest = _manifest_summary(Path(replay_dir) / "manifest.json") if replay_dir else None
@@ -158,8 +160,7 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
         "device": dev,
         "world_size": ctx.world_size,
         "seconds": sum(row["seconds"] for row in result.metrics),
-        "n_parameters": sum(p.numel() for p in model.module.parameters()),
-        "n_trainable": sum(p.numel() for p in trainer.params),
+        **parameter_counts(model, trainer.params),
         "final": result.metrics[-1],
         "base": result.metrics[0],
         "forgetting": forgetting_record(result.metrics[0], _row_of(result.metrics, result.best_epoch),

@@ -15,6 +15,10 @@ from phonft.protocols import Protocol
 COLUMN_MODES = ("hvp", "fd")
 OBJECTIVES = ("pft", "rattled", "both")
 HESSIAN_NORMS = ("plain", "near_field", "distance")
+#: The fine-tuning strategies (:mod:`phonft.finetune.strategies`).
+STRATEGIES = ("full", "freeze", "lora", "multihead", "scratch")
+#: Named LoRA target sets; a list of module-name prefixes is the alternative.
+LORA_TARGETS = ("all", "radial_only")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,34 @@ class LossWeights(Protocol):
     stress: float = 5.0
     hessian: float = 100.0
     huber_delta: float | None = None
+
+
+@dataclass(frozen=True)
+class LoRASettings(Protocol):
+    """Low-rank adapters of the ``lora`` strategy (:mod:`phonft.finetune.strategies.lora`).
+
+    Each targeted layer ``W`` gains ``(alpha / rank) · B A`` with ``B`` initialised to zero,
+    so training starts at the base model. ``targets``: ``all`` (the interaction blocks:
+    CHGNet's atom/bond/angle convolution layers, MACE's interactions and products),
+    ``radial_only`` (MACE's radial MLPs, ``interactions.*.conv_tp_weights``), or a list of
+    module-name prefixes. ``rank`` may not exceed a targeted layer's smaller dimension.
+    """
+
+    name: ClassVar[str] = "lora"
+    rank: int = 4
+    alpha: float = 4.0
+    targets: str | tuple[str, ...] = "all"
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or not self.alpha > 0:
+            raise ConfigError(f"finetune.runs.<run>.lora: rank must be a positive integer and alpha positive, not "
+                              f"rank {self.rank}, alpha {self.alpha:g}. Fix: e.g. lora: {{rank: 4, alpha: 4}}.")
+        if isinstance(self.targets, str) and self.targets not in LORA_TARGETS:
+            raise ConfigError(f"finetune.runs.<run>.lora.targets must be one of {LORA_TARGETS} or a list of module-name "
+                              f"prefixes, not {self.targets!r}.")
+        if isinstance(self.targets, tuple) and not self.targets:
+            raise ConfigError("finetune.runs.<run>.lora.targets is an empty list. Fix: name module-name prefixes, "
+                              "or use all / radial_only.")
 
 
 REPLAY_WEIGHTS = LossWeights(energy=20000.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
@@ -100,9 +132,16 @@ class TrainSettings(Protocol):
     base_model, model_options
         Model spec string (see :mod:`phonft.models`) and options for code-built models.
     strategy
-        Which parameters train: ``full`` (all), ``freeze`` (all but ``frozen`` patterns).
-    frozen
-        Parameter-name prefixes kept fixed by the ``freeze`` strategy.
+        ``full`` (every parameter trains), ``freeze`` (all but ``frozen`` and the first
+        ``freeze_blocks`` blocks), ``lora`` (low-rank adapters only, :class:`LoRASettings`),
+        ``multihead`` (a new readout for the phonon data; replay trains the original one),
+        ``scratch`` (the same architecture from random weights). See
+        :mod:`phonft.finetune.strategies`.
+    frozen, freeze_blocks
+        Parameter-name prefixes, and the number of leading interaction blocks (with the
+        embeddings), kept fixed by the ``freeze`` strategy.
+    lora
+        Rank, alpha and targets of the ``lora`` strategy.
     column
         ``hvp``: exact Hessian column by one Hessian-vector product. ``fd``: central
         difference of forces at ``fd_distance_A``, differentiable in the parameters.
@@ -144,6 +183,8 @@ class TrainSettings(Protocol):
     model_options: tuple[tuple[str, Any], ...] = ()
     strategy: str = "full"
     frozen: tuple[str, ...] = ()
+    freeze_blocks: int = 0
+    lora: LoRASettings = field(default_factory=LoRASettings)
     column: str = "auto"
     columns_per_structure: int = 1
     fd_distance_A: float = 0.01
@@ -179,6 +220,7 @@ class TrainSettings(Protocol):
             raise ConfigError(f"dtype must be float32 or float64, not {self.dtype!r}")
         if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1 or self.rattled_batch_atoms < 1:
             raise ConfigError("columns_per_structure, epochs, batch_atoms and rattled_batch_atoms must be positive")
+        self._check_strategy()
         if self.phonon_weights.energy > 0:
             # A PhononSample has no energy (references hold force constants): the term could not act.
             raise ConfigError(f"finetune.runs.<run>.phonon_weights.energy is {self.phonon_weights.energy:g}, but "
@@ -190,6 +232,31 @@ class TrainSettings(Protocol):
             raise ConfigError(f"finetune.runs.<run>.rattled_weights.hessian is {self.rattled_weights.hessian:g}, but "
                               "rattled frames carry no Hessian labels. Fix: set it to 0; the Hessian term is "
                               "phonon_weights.hessian, used by objective: pft or both.")
+
+    def _check_strategy(self) -> None:
+        """The strategy's own settings, and no setting of another strategy (it would be ignored)."""
+        where = "finetune.runs.<run>"
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"{where}.strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}.")
+        if self.freeze_blocks < 0:
+            raise ConfigError(f"{where}.freeze_blocks must be 0 or more, not {self.freeze_blocks}.")
+        if self.strategy != "freeze" and (self.frozen or self.freeze_blocks):
+            raise ConfigError(f"{where}: frozen / freeze_blocks are set but strategy is {self.strategy!r}, which "
+                              "would ignore them. Fix: set strategy: freeze, or remove them.")
+        if self.strategy == "freeze" and not (self.frozen or self.freeze_blocks):
+            raise ConfigError(f"{where}: strategy 'freeze' needs 'frozen' (parameter-name prefixes, e.g. "
+                              "atom_embedding, atom_conv_layers.0) or 'freeze_blocks' (a number of leading blocks).")
+        if self.strategy != "lora" and self.lora != LoRASettings():
+            raise ConfigError(f"{where}: lora settings are given but strategy is {self.strategy!r}, which would "
+                              "ignore them. Fix: set strategy: lora, or remove lora.")
+        if self.strategy == "multihead" and self.replay_steps == 0:
+            raise ConfigError(f"{where}: strategy 'multihead' trains the original head on the replay set, but "
+                              "replay_steps is 0. Fix: set replay_steps >= 1, or use another strategy.")
+        bounds = (self.max_drift.energy_eV_atom, self.max_drift.force_eV_A, self.max_drift.error_ratio)
+        if self.strategy == "scratch" and any(b is not None for b in bounds):
+            raise ConfigError(f"{where}: strategy 'scratch' starts from random weights, so no epoch can be within "
+                              "a forgetting budget measured from the base model. Fix: set max_drift: "
+                              "{energy_eV_atom: null, force_eV_A: null, error_ratio: null}.")
 
     @property
     def options(self) -> dict[str, Any]:

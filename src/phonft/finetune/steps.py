@@ -90,14 +90,13 @@ class Steps:
         return self._optimise(res)
 
     def _replay_step(self, samples: list[ReplaySample]) -> None:
-        """A replay step on a batch; under ``dist``, on this rank's shard (stress decided on the batch)."""
+        """A replay step on a batch (through the original head under ``multihead``); under
+        ``dist``, on this rank's shard (stress decided on the batch)."""
         w = self.settings.replay_weights
-        if not self.dist.active:
-            self._optimise(replay_objective(self.model, samples, w))
-            return
         has_stress = w.stress > 0 and all(s.stress_eV_A3 is not None for s in samples)
-        mine = shard(samples, self.dist)
-        self._optimise(replay_objective(self.model, mine, w, has_stress=has_stress) if mine else None)
+        mine = shard(samples, self.dist) if self.dist.active else samples
+        with self.model.replay_head():
+            self._optimise(replay_objective(self.model, mine, w, has_stress=has_stress) if mine else None)
 
     def _steps_items(self) -> tuple[Sequence, int]:
         """What an epoch's batches index, and their node budget."""

@@ -167,7 +167,7 @@ class Trainer(Steps):
             broadcast_weights(model.module)
         with reproducible():
             self.replay_val_base = base_predictions(model, self.replay_val, settings.replay_batch_atoms)
-        self.params = apply_strategy(model, settings.strategy, settings.frozen)
+        self.params = apply_strategy(model, settings)
         self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.ema = EMA(self.params, settings.ema_decay)
         vrng = np.random.default_rng([settings.seed, 2**31 - 1])
@@ -187,8 +187,9 @@ class Trainer(Steps):
             n = sum(r["n"] for r in rows)
             out["val_loss"] = sum(r["loss"] * r["n"] for r in rows) / n
             out["val_hessian_mae"] = sum(r["hessian_mae"] * r["n"] for r in rows) / n
-        for prefix, frames in (("replay", self.replay_val), ("drift", self.replay_val_base)):
-            out.update(self._frame_errors(prefix, frames))
+        with self.model.replay_head():  # forgetting is measured through the original head
+            for prefix, frames in (("replay", self.replay_val), ("drift", self.replay_val_base)):
+                out.update(self._frame_errors(prefix, frames))
         return out
 
     def _frame_errors(self, prefix: str, frames: Sequence[ReplaySample]) -> dict[str, float]:

@@ -6,22 +6,29 @@ and stresses (eV/Å³, ASE sign convention) by autograd (:meth:`Model.evaluate`)
 the batched graph is block-diagonal across structures, one Hessian-vector product
 (:meth:`Model.hvp`) gives one Hessian column per structure at once.
 
-Fine-tuning strategies (freezing, LoRA, multi-head) act on :meth:`trainable_parameters`;
-losses and the trainer only ever see :class:`Outputs`.
+Fine-tuning strategies (:mod:`phonft.finetune.strategies`: freezing, LoRA, multi-head,
+scratch) act on :meth:`trainable_parameters` and may wrap the module; what they add that
+must not be saved (unmerged adapters, the replay head) is removed by the
+:attr:`Model.export_transforms` they register, which :meth:`Model.exported_module`
+applies to a copy. Losses and the trainer only ever see :class:`Outputs`.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import copy
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Attribute of the module under which multi-head fine-tuning keeps the original readout.
+REPLAY_HEAD = "phonft_replay_head"
 
 
 @dataclass
@@ -65,11 +72,16 @@ class Model(abc.ABC):
 
     #: The backend's name (``chgnet``, ``mace``), set by each subclass.
     backend: str = "?"
+    #: The module attribute holding the readout that multi-head fine-tuning duplicates
+    #: (None: the backend cannot do multi-head fine-tuning).
+    readout: str | None = None
 
     def __init__(self, module: torch.nn.Module, spec: str, dtype: str = "float32", device: str = "cpu"):
         self.module = module
         self.spec = spec
         self.device = torch.device(device)
+        #: Applied in order to a copy of the module by :meth:`exported_module` (strategies add them).
+        self.export_transforms: list[Callable[[torch.nn.Module], torch.nn.Module]] = []
         self.set_dtype(dtype)
 
     # ----------------------------------------------------------------- configuration
@@ -92,6 +104,45 @@ class Model(abc.ABC):
     def train(self, mode: bool = True) -> "Model":
         self.module.train(mode)
         return self
+
+    @contextlib.contextmanager
+    def replay_head(self) -> Iterator[None]:
+        """Evaluate through the original readout inside this block.
+
+        Multi-head fine-tuning keeps the original readout beside the new one (under
+        :data:`REPLAY_HEAD`); replay steps and forgetting metrics go through it. For a
+        single-head model this is a no-op.
+        """
+        original = getattr(self.module, REPLAY_HEAD, None)
+        if original is None or self.readout is None:
+            yield
+            return
+        new = getattr(self.module, self.readout)
+        setattr(self.module, self.readout, original)
+        setattr(self.module, REPLAY_HEAD, new)
+        try:
+            yield
+        finally:
+            setattr(self.module, self.readout, new)
+            setattr(self.module, REPLAY_HEAD, original)
+
+    def architecture(self) -> Callable[[], torch.nn.Module]:
+        """A function that builds this model's architecture with fresh random weights
+        (the ``scratch`` strategy); raises :class:`~phonft.errors.ConfigError` when the
+        backend cannot tell its architecture."""
+        from phonft.errors import ConfigError
+
+        raise ConfigError(f"strategy 'scratch': the architecture of model '{self.spec}' ({self.backend}) is not "
+                          "known, so it cannot be rebuilt from random weights. Fix: use a CHGNet or a "
+                          "ScaleShiftMACE base_model, or another strategy.")
+
+    def exported_module(self) -> torch.nn.Module:
+        """A copy of the module as it is saved: the strategies' :attr:`export_transforms`
+        applied (LoRA adapters merged, the replay head dropped), on the CPU."""
+        module = copy.deepcopy(self.module)
+        for transform in self.export_transforms:
+            module = transform(module)
+        return module.to("cpu")
 
     @property
     @abc.abstractmethod

@@ -11,9 +11,10 @@ calculator does. Its saved format is CHGNet's ``{"model": CHGNet.as_dict()}`` fi
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from ase import Atoms
@@ -35,6 +36,7 @@ def _cast_graph(graph, structure, dtype: torch.dtype, device: torch.device):
 
 class CHGNetModel(Model):
     backend = "chgnet"
+    readout = "mlp"  # the readout MLP (per atom before pooling when mlp_first, else on the pooled features)
 
     @classmethod
     def pretrained(cls, name: str = "0.3.0", dtype: str = "float32", device: str = "cpu") -> "CHGNetModel":
@@ -109,10 +111,26 @@ class CHGNetModel(Model):
             sigma = torch.stack(grads[n:]) / volumes.view(-1, 1, 1)
         return Outputs(energy=energy, forces=forces, stress=sigma, positions=list(g.atom_positions))
 
+    def architecture(self) -> Callable[[], torch.nn.Module]:
+        """CHGNet's own constructor with this model's ``model_args``; the fresh model keeps
+        this one's composition model (per-element reference energies, which CHGNet itself
+        keeps fixed in training) and is cast to this model's dtype and device."""
+        from chgnet.model import CHGNet
+
+        args, composition = dict(self.module.model_args), self.module.composition_model
+
+        def build() -> torch.nn.Module:
+            net = CHGNet(**{**args, "composition_model": None})
+            net.composition_model = None if composition is None else copy.deepcopy(composition)
+            net.model_args["composition_model"] = args.get("composition_model")
+            return net.to(device=self.device, dtype=self.dtype)
+
+        return build
+
     def save(self, path: str | os.PathLike) -> None:
         from phonft.io import atomic_torch_save
 
-        state = self.module.as_dict()
+        state = self.exported_module().as_dict()
         state["state_dict"] = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.cpu()
                                for k, v in state["state_dict"].items()}
         atomic_torch_save({"model": state}, path)

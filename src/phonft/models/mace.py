@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,6 +132,7 @@ def check_small_mace_options(options: Mapping[str, Any], where: str = "model 'ma
 
 class MACEModel(Model):
     backend = "mace"
+    readout = "readouts"  # one readout block per interaction, summed into the energy
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, dtype: str = "float32", device: str = "cpu",
@@ -219,10 +220,23 @@ class MACEModel(Model):
             sigma = grads[1] / volumes.view(-1, 1, 1)
         return Outputs(energy=energy, forces=-grads[0], stress=sigma, positions=[positions])
 
-    def save(self, path: str | os.PathLike) -> None:
-        import copy
+    def architecture(self) -> Callable[[], torch.nn.Module]:
+        """The model's class built from its own config (mace's ``extract_config_mace_model``):
+        the same hyper-parameters, atomic energies (E0s) and scale/shift, fresh weights."""
+        from phonft.errors import ConfigError
 
+        _import_mace()
+        from mace.tools.scripts_utils import extract_config_mace_model
+
+        config = extract_config_mace_model(self.module)
+        if "error" in config:
+            raise ConfigError(f"strategy 'scratch': the architecture of model '{self.spec}' cannot be read "
+                              f"({type(self.module).__name__}: {config['error']}), so it cannot be rebuilt from "
+                              "random weights. Fix: use a ScaleShiftMACE base_model, or another strategy.")
+        cls = type(self.module)
+        return lambda: cls(**config).to(device=self.device, dtype=self.dtype)
+
+    def save(self, path: str | os.PathLike) -> None:
         from phonft.io import atomic_torch_save
 
-        module = copy.deepcopy(self.module).to("cpu")
-        atomic_torch_save(module, path)
+        atomic_torch_save(self.exported_module(), path)
