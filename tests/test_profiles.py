@@ -68,7 +68,7 @@ def plain(workflow_copy) -> list:
 
 def test_plain_run_asks_no_gpu_under_device_auto(plain):
     """The demo (finetune.device: auto) on its own: every model-running rule asks gpu=0, no other rule any."""
-    assert len(plain) == 76
+    assert len(plain) == 79  # 76 before the augment stage: + 3 augment jobs
     assert {(rule, res.get("gpu")) for rule, _, res in plain} == (
         {(r, "0") for r, _, _ in plain if r in DEVICE_RULES} | {(r, None) for r, _, _ in plain if r not in DEVICE_RULES})
 
