@@ -132,7 +132,9 @@ def read_force_sets(
                 "pair FORCE_SETS with the phonopy_disp.yaml it was made from.",
             )
         for i, (a, b) in enumerate(zip(dataset["first_atoms"], ph.dataset["first_atoms"], strict=True)):
-            if a["number"] != b["number"] or not np.allclose(a["displacement"], b["displacement"], atol=1e-6):
+            disp = np.asarray(a["displacement"], dtype=float)
+            if (a["number"] != b["number"] or disp.shape != (3,)
+                    or not np.allclose(disp, b["displacement"], atol=1e-6)):
                 raise InputFileError(
                     force_sets,
                     f"displacement {i + 1} does not match {disp_yaml.name}.",
