@@ -186,3 +186,17 @@ def hessian_by_hvp(model, atoms) -> np.ndarray:
         j, b = divmod(c, 3)
         fc[:, j, :, b] = model.hvp(batch, v, out, create_graph=False).detach().numpy()
     return fc
+
+
+def tiny_run_inputs(references, root: Path) -> dict:
+    """The tiny MACE run's references root, ``split.json`` and pseudo-label replay folder,
+    built under ``root`` through ``phonft finetune split`` and ``replay`` (CPU)."""
+    from phonft.cli import main
+
+    for m in TINY_MACE_RUN["materials"]:
+        refs = references(m).parent
+    spec = json.dumps({"run": TINY_MACE_RUN})
+    assert main(["finetune", "split", "--run", "t", "--settings", spec, "--out", str(root / "split.json")]) == 0
+    assert main(["finetune", "replay", "--run", "t", "--settings", spec, "--split", str(root / "split.json"),
+                 "--references", str(refs), "--out", str(root / "replay"), "--device", "cpu"]) == 0
+    return {"refs": refs, "split": root / "split.json", "replay": root / "replay"}

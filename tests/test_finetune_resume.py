@@ -24,7 +24,7 @@ import yaml
 from badinput import assert_one_line_error, snapshot
 from phonft.cli import main
 from phonft.finetune.checkpoint import CheckpointKey, prepare_checkpoint
-from phonft_testdata import REPO, TINY_MACE_RUN
+from phonft_testdata import REPO, TINY_MACE_RUN, tiny_run_inputs
 
 RUN = TINY_MACE_RUN
 
@@ -32,14 +32,7 @@ RUN = TINY_MACE_RUN
 @pytest.fixture(scope="module")
 def inputs(references, tmp_path_factory) -> dict[str, Path]:
     """The run's references root, split.json and replay folder (built once)."""
-    for m in RUN["materials"]:
-        refs = references(m).parent
-    root = tmp_path_factory.mktemp("resume")
-    spec = json.dumps({"run": RUN})
-    assert main(["finetune", "split", "--run", "t", "--settings", spec, "--out", str(root / "split.json")]) == 0
-    assert main(["finetune", "replay", "--run", "t", "--settings", spec, "--split", str(root / "split.json"),
-                 "--references", str(refs), "--out", str(root / "replay"), "--device", "cpu"]) == 0
-    return {"refs": refs, "split": root / "split.json", "replay": root / "replay"}
+    return tiny_run_inputs(references, tmp_path_factory.mktemp("resume"))
 
 
 def _train_args(inputs: dict[str, Path], out: Path, *extra: str, refs: Path | None = None,

@@ -23,7 +23,7 @@ from phonft.finetune.objective import phonon_objective
 from phonft.finetune.rattled import RattledSample, combine, frames_path, rattled_objective, read_rattled
 from phonft.finetune.settings import LossWeights, TrainSettings
 from phonft.finetune.steps import cycle_batches
-from phonft_testdata import TINY_MACE_RUN, small_mace_model
+from phonft_testdata import TINY_MACE_RUN, small_mace_model, tiny_run_inputs
 
 W = LossWeights(energy=1.0, forces=100.0, stress=1.0, hessian=0.0)
 
@@ -180,15 +180,9 @@ def test_rattled_objective_needs_frames(si):
 @pytest.fixture(scope="module")
 def cli_inputs(references, si, tmp_path_factory) -> dict[str, Path]:
     """The tiny MACE run's references, split, replay set and an augment root with Si frames."""
-    for m in TINY_MACE_RUN["materials"]:
-        refs = references(m).parent
     root = tmp_path_factory.mktemp("objectives")
-    spec = json.dumps({"run": TINY_MACE_RUN})
-    assert main(["finetune", "split", "--run", "t", "--settings", spec, "--out", str(root / "split.json")]) == 0
-    assert main(["finetune", "replay", "--run", "t", "--settings", spec, "--split", str(root / "split.json"),
-                 "--references", str(refs), "--out", str(root / "replay"), "--device", "cpu"]) == 0
     write_frames(root / "augment", "Si", harmonic_frames(si, 3, 0.02, seed=2))
-    return {"refs": refs, "split": root / "split.json", "replay": root / "replay", "augment": root / "augment"}
+    return {**tiny_run_inputs(references, root), "augment": root / "augment"}
 
 
 def _cli_train(inputs, out: Path, run: dict, *extra: str) -> dict:
