@@ -118,15 +118,20 @@ def check_reference(spec: Any) -> None:
     _unknown(f"reference (format {fmt})", spec, ("format", *REFERENCE_KEYS[fmt]))
 
 
+def _mapping(where: str, value: Any, known: tuple[str, ...], not_a_mapping: str) -> dict:
+    """``value`` when it is a mapping with only ``known`` keys; else :class:`SpecError`
+    (``not_a_mapping``, or the unknown key named under ``where``)."""
+    if not isinstance(value, dict):
+        raise SpecError(not_a_mapping)
+    _unknown(where, value, known)
+    return value
+
+
 def check_material(entry: Any) -> None:
     """A ``materials.<id>`` entry has only known keys, one structure source, and a valid reference."""
-    if not isinstance(entry, dict):
-        raise SpecError("a material entry must be a mapping (structure, reference, supercell, ...)")
-    _unknown("entry", entry, MATERIAL_KEYS)
-    structure = entry.get("structure") or {}
-    if not isinstance(structure, dict):
-        raise SpecError("'structure' must be a mapping: {file: ...}, {mp_id: ...} or {mdr_id: ...}")
-    _unknown("structure", structure, STRUCTURE_KEYS)
+    _mapping("entry", entry, MATERIAL_KEYS, "a material entry must be a mapping (structure, reference, supercell, ...)")
+    structure = _mapping("structure", entry.get("structure") or {}, STRUCTURE_KEYS,
+                         "'structure' must be a mapping: {file: ...}, {mp_id: ...} or {mdr_id: ...}")
     sources = [k for k in ("file", "mp_id", "mdr_id") if k in structure]
     if len(sources) > 1:
         raise SpecError(f"structure gives {' and '.join(sources)}; give one source")
@@ -139,13 +144,9 @@ def check_augment(augment: Any) -> None:
     """A material's ``augment`` block: a mapping with a ``labels`` mapping of known keys and format."""
     if augment is None:
         return
-    if not isinstance(augment, dict):
-        raise SpecError("'augment' must be a mapping: {labels: {format: ..., ...}}")
-    _unknown("augment", augment, AUGMENT_KEYS)
-    labels = augment.get("labels") or {}
-    if not isinstance(labels, dict):
-        raise SpecError("augment.labels must be a mapping: {format: harmonic|vasprun|qe|extxyz|engine, ...}")
-    _unknown("augment.labels", labels, LABEL_KEYS)
+    _mapping("augment", augment, AUGMENT_KEYS, "'augment' must be a mapping: {labels: {format: ..., ...}}")
+    labels = _mapping("augment.labels", augment.get("labels") or {}, LABEL_KEYS,
+                      "augment.labels must be a mapping: {format: harmonic|vasprun|qe|extxyz|engine, ...}")
     if labels.get("format", LABEL_FORMATS[0]) not in LABEL_FORMATS:
         raise SpecError(f"augment.labels: format {short_repr(labels['format'])} is not one of "
                         f"{', '.join(LABEL_FORMATS)}")
