@@ -25,6 +25,7 @@ from ase import Atoms
 
 from phonft.augment.frames import check_frame
 from phonft.errors import InputFileError
+from phonft.references.positions import position_offsets_A
 
 POSITION_TOLERANCE_A = 1.0e-3
 """Largest difference (Å) between a DFT output's positions or lattice and its frame's."""
@@ -96,9 +97,8 @@ def check_geometry(found: Atoms, frame: Atoms, blamed: Path, k: int) -> None:
     if lattice > POSITION_TOLERANCE_A:
         raise InputFileError(blamed, f"is listed for frame {k} but its lattice differs from that frame's by up to "
                              f"{lattice:.3g} Å.", fix)
-    diff = found.get_scaled_positions(wrap=False) - frame.cell.scaled_positions(frame.positions)
-    diff -= np.rint(diff)
-    offsets = np.linalg.norm(diff @ np.asarray(frame.cell), axis=1)
+    offsets = position_offsets_A(found.get_scaled_positions(wrap=False), frame.cell.scaled_positions(frame.positions),
+                                 frame.cell)
     if offsets.max() > POSITION_TOLERANCE_A:
         atom = int(np.argmax(offsets))
         raise InputFileError(blamed, f"is listed for frame {k} but its atom {atom + 1} lies {offsets[atom]:.3g} Å "

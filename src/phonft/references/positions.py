@@ -55,11 +55,17 @@ def vasprun_cell(path: Path) -> PhonopyAtoms | None:
         return None
 
 
+def position_offsets_A(found_frac: np.ndarray, expected_frac: np.ndarray, cell_A: np.ndarray) -> np.ndarray:
+    """Per-atom distance (Å) between two sets of fractional positions in the lattice
+    ``cell_A`` (rows in Å), modulo lattice translations."""
+    diff = np.asarray(found_frac) - np.asarray(expected_frac)
+    diff -= np.rint(diff)
+    return np.linalg.norm(diff @ np.asarray(cell_A), axis=1)
+
+
 def _position_offsets_A(found: PhonopyAtoms, expected: PhonopyAtoms) -> np.ndarray:
     """Per-atom distance (Å) between the two cells' positions, modulo lattice translations."""
-    diff = found.scaled_positions - expected.scaled_positions
-    diff -= np.rint(diff)
-    return np.linalg.norm(diff @ expected.cell, axis=1)
+    return position_offsets_A(found.scaled_positions, expected.scaled_positions, expected.cell)
 
 
 def _matches(found: PhonopyAtoms, expected: PhonopyAtoms, tol_A: float) -> bool:
