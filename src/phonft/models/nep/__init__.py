@@ -1,0 +1,1 @@
+"""NEP (neuroevolution potential) models in PyTorch: descriptors, nep.txt, the NEP backend."""
