@@ -49,12 +49,14 @@ rule finetune_replay:
 
 
 rule finetune_train:
-    """Fine-tune the run's base model (objective pft, rattled or both) with replay co-training."""
+    """Fine-tune the run's base model (objective pft, rattled or both) with replay co-training; a NEP with
+    gnep_data is first trained by GNEP."""
     input:
         split=path("split"),
         references=train_references,
         replay=path("replay_manifest"),
         augment=lambda wc: PLAN.train_augment(wc.run),
+        gnep_data=lambda wc: PLAN.train_gnep_files(wc.run),
     output:
         model=path("model"),
         train=path("train"),

@@ -9,15 +9,17 @@ Spec strings name a model everywhere in phonft (config, CLI, results):
 ``mace:/path/x.model``         a local MACE model file
 ``mace-mp:medium-0b3``         a MACE-MP foundation model (downloaded, then cached)
 ``mace-small``                 a small random ScaleShiftMACE built from ``options``
+``nep``                        a NEP from scratch, its architecture from ``options``/``nep.in``
+``nep:/path/nep.txt``          a GPUMD ``nep.txt`` (or a phonft NEP ``model.pt``)
 ``results/finetune/<run>/model.pt`` a phonft fine-tuned model (backend from its content)
 ============================== ====================================================
 
 A model file's backend is told by its content (CHGNet's ``{"model": as_dict()}`` or a
 pickled MACE module); a ``chgnet:``/``mace:`` prefix must agree with it. A truncated,
 corrupt or foreign file raises one :class:`~phonft.errors.InputFileError` naming it.
-``options`` (the config's ``model_options``) configure only ``mace-small``; pretrained
-models take none, and model files ignore them (a fine-tuned model shares its run's
-options) but still refuse keys that are not mace-small's.
+``options`` (the config's ``model_options``) configure only ``mace-small`` and ``nep``;
+pretrained models take none, and model files ignore them (a fine-tuned model shares its
+run's options) but still refuse keys that are neither mace-small's nor nep's.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def _backend_of(obj: Any) -> str | None:
         return "chgnet"
     if isinstance(obj, torch.nn.Module) and hasattr(obj, "atomic_numbers") and hasattr(obj, "r_max"):
         return "mace"
+    if isinstance(obj, dict) and isinstance(obj.get("nep"), dict):
+        return "nep"
     return None
 
 
@@ -81,11 +85,16 @@ def _from_path(path: Path, spec: str, dtype: str, device: str, backend: str | No
     if found is None:
         what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
         raise InputFileError(path, f"holds {what}, neither a CHGNet model ({{'model': CHGNet.as_dict()}}) nor a "
-                                   "pickled MACE model.", "give a model file written by CHGNet, MACE or phonft.")
+                                   "pickled MACE model nor a phonft NEP model.",
+                             "give a model file written by CHGNet, MACE or phonft.")
     if backend is not None and backend != found:
-        names = {"chgnet": "CHGNet", "mace": "MACE"}
+        names = {"chgnet": "CHGNet", "mace": "MACE", "nep": "NEP"}
         raise InputFileError(path, f"is a {names[found]} model, but the spec '{spec}' says {backend}.",
                              f"write '{found}:{path}'.")
+    if found == "nep":
+        from phonft.models.nep.backend import NEPModel
+
+        return NEPModel.from_state(obj["nep"], path, dtype=dtype, device=device, spec=spec)
     if found == "chgnet":
         from phonft.models.chgnet import CHGNetModel
 
@@ -111,15 +120,20 @@ def _checked_options(spec: str, kind: str, options: Any) -> dict[str, Any]:
 
     if kind == "mace-small":
         return check_small_mace_options(options)
+    if kind == "nep" and spec == "nep":
+        return dict(options)  # checked by nep_spec_from_options
     pretrained = kind == "mace-mp" or (kind == "chgnet" and spec.partition(":")[2] in ("", *_CHGNET_RELEASES))
     if pretrained and options:
         raise ConfigError(f"model '{spec}' takes no model_options, got {', '.join(map(repr, sorted(options)))}. "
                           "Fix: remove model_options; they configure only mace-small.")
-    known = inspect.signature(small_mace).parameters
+    from phonft.models.nep.options import NEP_OPTION_KEYS
+
+    known = [*inspect.signature(small_mace).parameters, *NEP_OPTION_KEYS]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"model '{spec}': unknown model_options key(s) {', '.join(map(repr, unknown))}; known "
-                          f"(mace-small's): {', '.join(known)}. Fix: remove or correct them.")
+                          f"(mace-small's and nep's): {', '.join(dict.fromkeys(known))}. Fix: remove or correct "
+                          "them.")
     return {}
 
 
@@ -146,7 +160,32 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "auto",
 
         module = small_mace(**options)
         return MACEModel(module, spec=spec, dtype=dtype, device=device)
+    if kind == "nep":
+        return _nep(spec, arg, options, dtype, device)
     if os.sep in spec or spec.endswith((".model", ".pth.tar", ".pt")):
         return _from_path(Path(spec), spec, dtype, device)
     raise ConfigError(f"unknown model spec '{spec}'. Fix: use chgnet, chgnet:<file>, mace:<file>, "
-                      "mace-mp:<name>, mace-small, or the path of a fine-tuned model.")
+                      "mace-mp:<name>, mace-small, nep, nep:<nep.txt>, or the path of a fine-tuned model.")
+
+
+def _nep(spec: str, arg: str, options: dict[str, Any], dtype: str, device: str) -> Model:
+    """``nep`` (from scratch, architecture from ``options``) or ``nep:<file>`` (a GPUMD
+    ``nep.txt``, told by its first word, or a phonft NEP torch file)."""
+    import numpy as np
+
+    from phonft.models.nep.backend import NEPModel
+    from phonft.models.nep.module import NEP, random_parameters
+    from phonft.models.nep.options import nep_spec_from_options
+
+    if not arg:
+        nep_spec = nep_spec_from_options(options)
+        params = random_parameters(nep_spec, np.random.default_rng(int(options.get("seed", 0))))
+        return NEPModel(NEP(nep_spec, params), spec=spec, dtype=dtype, device=device)
+    path = Path(arg)
+    if not path.is_file():
+        raise ConfigError(f"model '{spec}': file {path} does not exist. Fix: check the path.")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"nep"):
+        return NEPModel.from_nep_txt(path, dtype=dtype, device=device, spec=spec)
+    return _from_path(path, spec, dtype, device, backend="nep")

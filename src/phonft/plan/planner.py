@@ -297,21 +297,32 @@ class Plan:
         """Whether the run's objective fits rattled frames (``rattled`` or ``both``; default ``pft``)."""
         return self.runs[run].get("objective", "pft") != "pft"
 
+    def uses_augment(self, run: str) -> bool:
+        """Whether the run reads its training materials' rattled frames: a ``rattled`` /
+        ``both`` objective, or ``augment`` among its ``gnep_data`` sources."""
+        return self.uses_rattled(run) or "augment" in (self.runs[run].get("gnep_data") or [])
+
     def train_augment(self, run: str) -> list[str]:
         """The rattled frames ``finetune_train`` reads: its training materials' ``rattled.extxyz``
-        under ``rattled`` / ``both``, none under ``pft``."""
-        if not self.uses_rattled(run):
+        when :meth:`uses_augment`, none otherwise."""
+        if not self.uses_augment(run):
             return []
         return [self.layout.path("augment_frames", material=m) for m in self.splits[run].train]
 
+    def train_gnep_files(self, run: str) -> list[str]:
+        """The local extxyz files among the run's ``gnep_data`` (URLs are fetched by the rule)."""
+        named = ("augment", "replay")
+        return [s for s in (self.runs[run].get("gnep_data") or [])
+                if s not in named and not str(s).startswith(("https://", "http://"))]
+
     def augment_args(self, run: str) -> list[str]:
-        """``--augment <root>`` for ``finetune train`` of a rattled / both run; none for pft."""
-        return ["--augment", self.layout.path("augment_root")] if self.uses_rattled(run) else []
+        """``--augment <root>`` for ``finetune train`` of a run that reads rattled frames."""
+        return ["--augment", self.layout.path("augment_root")] if self.uses_augment(run) else []
 
     def rattled_materials(self) -> list[str]:
         """Materials whose rattled frames a run trains on: the training materials of every
-        ``rattled`` / ``both`` run, in config order (the augment stage must cover them)."""
-        needed = {m for run in self.runs if self.uses_rattled(run) for m in self.splits[run].train}
+        run that :meth:`uses_augment`, in config order (the augment stage must cover them)."""
+        needed = {m for run in self.runs if self.uses_augment(run) for m in self.splits[run].train}
         return [m for m in self.materials if m in needed]
 
     def replay_references(self, run: str) -> list[str]:
