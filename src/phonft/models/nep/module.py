@@ -24,6 +24,10 @@ from phonft.models.nep.nepfile import NEPParameters, NEPSpec
 _COULOMB_EV_A = 14.399645
 #: Universal ZBL screening function: (amplitude, exponent) pairs (Ziegler, Biersack, Littmark 1985).
 _ZBL_TERMS = ((0.18175, 3.19980), (0.50986, 0.94229), (0.28022, 0.40290), (0.02817, 0.20162))
+#: Inverse ZBL screening-length constant (1/Å): 1 / 0.46848 rounded to 7 digits, the value
+#: calorine's CPUNEP uses (measured black-box from dimer energies, tests/test_nep_model.py);
+#: exact 1 / 0.46848 differs by 7.4e-8 relative.
+_ZBL_INVERSE_SCREENING = 2.134563
 
 
 class NEP(torch.nn.Module):
@@ -86,8 +90,8 @@ class NEP(torch.nn.Module):
         r = r[pairs]
         zi = self.atomic_numbers[types[centre[pairs]]].to(r.dtype)
         zj = self.atomic_numbers[types[neighbour[pairs]]].to(r.dtype)
-        a = 0.46848 / (zi ** 0.23 + zj ** 0.23)
-        screening = sum(amp * torch.exp(-exp * r / a) for amp, exp in _ZBL_TERMS)
+        inverse_a = _ZBL_INVERSE_SCREENING * (zi ** 0.23 + zj ** 0.23)
+        screening = sum(amp * torch.exp(-exp * r * inverse_a) for amp, exp in _ZBL_TERMS)
         switch = torch.where(r < inner, torch.ones_like(r),
                              0.5 * (1 + torch.cos(math.pi * (r - inner) / (outer - inner))))
         pair = 0.5 * _COULOMB_EV_A * zi * zj / r * screening * switch

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from ase.data import atomic_numbers
 
 from phonft.errors import InputFileError
 from phonft.models.nep.descriptor import descriptor_size
@@ -161,6 +162,10 @@ def _parse_header(path: Path, lines: list[str]) -> tuple[NEPSpec, int]:
     if n_types < 1 or len(types) != n_types:
         raise _fail(path, 1, f"says {first[1] if len(first) > 1 else 'no'} types but names {len(types)}.",
                     "write 'nep4 <number of types> <element> ...'.")
+    unknown = [t for t in types if t not in atomic_numbers or t == "X"]
+    if unknown or len(set(types)) != len(types):
+        raise _fail(path, 1, f"types {' '.join(types)} are not distinct element symbols.",
+                    "name each element once by its chemical symbol (e.g. 'nep4 2 Pb Te').")
     number, keys = 1, {}
     wanted = ["zbl"] if first[0].endswith("_zbl") else []
     wanted += ["cutoff", "n_max", "basis_size", "l_max", "ANN"]
@@ -203,11 +208,24 @@ def _spec_from_keys(path: Path, name: str, types: tuple[str, ...], keys: dict) -
     basis = _ints(path, keys["basis_size"][0], keys["basis_size"][1], 2, "basis_size")
     l_max = _ints(path, keys["l_max"][0], keys["l_max"][1], 3, "l_max")
     neurons = _ints(path, keys["ANN"][0], keys["ANN"][1], 2, "ANN")[0]
+    _check_sizes(path, keys, cutoff, n_max, basis, neurons)
     if not (1 <= l_max[0] <= 4 and l_max[1] in (0, 2) and l_max[2] in (0, 1)) or (l_max[2] and not l_max[1]):
         raise _fail(path, keys["l_max"][0], f"l_max {l_max} is not (1..4, 0 or 2, 0 or 1), with five-body only "
                                             "beside four-body.", "write e.g. 'l_max 4 2 0'.")
     return NEPSpec(types=types, version=_VERSIONS[name], cutoff=cutoff, max_neighbors=neighbours, n_max=n_max,
                    basis_size=basis, l_max=l_max, n_neurons=neurons, zbl=zbl)
+
+
+def _check_sizes(path: Path, keys: dict, cutoff: tuple[float, float], n_max: tuple[int, ...],
+                 basis: tuple[int, ...], neurons: int) -> None:
+    """Positive cutoffs (Å), non-negative n_max and basis sizes, at least one neuron."""
+    checks = [("cutoff", min(cutoff) > 0, f"cutoffs {cutoff[0]:g} {cutoff[1]:g} Å are not both positive"),
+              ("n_max", min(n_max) >= 0, f"n_max {n_max[0]} {n_max[1]} is negative"),
+              ("basis_size", min(basis) >= 0, f"basis_size {basis[0]} {basis[1]} is negative"),
+              ("ANN", neurons >= 1, f"{neurons} hidden neurons; a NEP needs at least 1")]
+    for key, ok, what in checks:
+        if not ok:
+            raise _fail(path, keys[key][0], f"{what}.", f"fix the '{key}' line (GPUMD's nep.txt format).")
 
 
 def read_nep_txt(path: str | os.PathLike) -> tuple[NEPSpec, NEPParameters]:
@@ -226,8 +244,10 @@ def read_nep_txt(path: str | os.PathLike) -> tuple[NEPSpec, NEPParameters]:
         try:
             values[index] = float(text.split()[0])
         except ValueError:
-            raise _fail(path, number, f"'{text.strip()[:40]}' is not a number.",
-                        "the file is corrupt; copy it again.") from None
+            values[index] = np.nan
+        if not np.isfinite(values[index]):
+            raise _fail(path, number, f"'{text.strip()[:40]}' is not a finite number.",
+                        "the file is corrupt; copy it again.")
     if len(body) != expected:
         where = body[expected][0] if len(body) > expected else len(lines)
         raise _fail(path, where, f"the header asks for {expected} parameters "
