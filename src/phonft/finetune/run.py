@@ -52,6 +52,11 @@ def build_replay(run: dict[str, Any], split_file: str | os.PathLike, references:
     else:
         from phonft.models import load_model
 
+        if settings.base_model == "nep":
+            raise ConfigError("the replay set of a run with base_model 'nep' (a NEP from scratch) cannot be "
+                              "pseudo-labelled: its weights are random until GNEP trains them. Fix: give upstream: "
+                              "{file: <labelled extxyz>} (e.g. the GNEP training set), or start from a trained NEP "
+                              "(base_model: 'nep:<nep.txt>').")
         materials = replay_materials if replay_materials is not None else (settings.materials or ())
         others = {m: reference_unitcell(refs / m) for m in materials if m not in run_cells}
         model = load_model(settings.base_model, dtype="float64", device=device,
