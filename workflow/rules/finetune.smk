@@ -23,6 +23,7 @@ rule finetune_replay:
     input:
         split=path("split"),
         references=replay_references,
+        base_model=lambda wc: PLAN.base_model_files(wc.run),
     output:
         extxyz=path("replay"),
         manifest=path("replay_manifest"),
@@ -57,6 +58,7 @@ rule finetune_train:
         replay=path("replay_manifest"),
         augment=lambda wc: PLAN.train_augment(wc.run),
         gnep_data=lambda wc: PLAN.train_gnep_files(wc.run),
+        base_model=lambda wc: PLAN.base_model_files(wc.run),
     output:
         model=path("model"),
         train=path("train"),

@@ -93,20 +93,32 @@ def from_replay(samples: Sequence[Any]) -> list:
     return out
 
 
-def run_gnep(model: Any, settings: Any, frames: Sequence[Any], checkpoint_dir: Path, resume: bool
-             ) -> dict[str, Any]:
-    """Initialise (on a fresh start) and train the NEP by GNEP; what train.json records."""
-    from phonft.finetune.gnep import initialise, train_gnep
-
-    if model.backend != "nep":
+def check_gnep_model(model: Any, settings: Any) -> None:
+    """A run with ``gnep_data`` must fine-tune a NEP: one clear error otherwise."""
+    if settings.gnep_data and model.backend != "nep":
         raise ConfigError(f"gnep_data is set but base_model '{settings.base_model}' is a {model.backend} model; "
                           "GNEP trains NEP models. Fix: use base_model: nep or nep:<nep.txt>, or remove gnep_data.")
-    checkpoint = checkpoint_dir / GNEP_CHECKPOINT
-    if not resume and checkpoint.is_file():
+
+
+def run_gnep(model: Any, settings: Any, frames: Sequence[Any], checkpoint_dir: Path | None, resume: bool
+             ) -> dict[str, Any]:
+    """Initialise and train the NEP by GNEP; what train.json records.
+
+    :func:`~phonft.finetune.gnep.initialise` is deterministic, so it runs on a resume too,
+    before the checkpoint's weights replace the initial ones. ``checkpoint_dir`` None (the
+    data-parallel ranks other than 0) trains without a checkpoint.
+    """
+    from phonft.finetune.gnep import initialise, train_gnep
+
+    check_gnep_model(model, settings)
+    checkpoint = None if checkpoint_dir is None else checkpoint_dir / GNEP_CHECKPOINT
+    if checkpoint is not None and not resume and checkpoint.is_file():
         checkpoint.unlink()  # a fresh run starts over
-    init = initialise(model, frames)  # deterministic; a resumed run then loads its weights
+    init = initialise(model, frames)
     history = train_gnep(model, frames, settings.gnep, checkpoint=checkpoint)
-    rows = history.rows if hasattr(history, "rows") else list(history)
-    log.info("GNEP: %d epochs on %d frames; final %s", len(rows), len(frames), rows[-1] if rows else {})
-    return {"initialise": init, "n_frames": len(frames), "epochs": len(rows), "final": rows[-1] if rows else None,
-            "seconds": sum(r.get("seconds", 0.0) for r in rows) if rows and "seconds" in rows[0] else None}
+    last = history.last
+    log.info("GNEP: %d epochs on %d frames in %.1f s; train RMSE E %.3g meV/atom, F %.3g meV/Å", last["epoch"],
+             len(frames), last["wall_s"], last["energy_rmse_meV_atom"], last["force_rmse_meV_A"])
+    return {"n_frames": len(frames), "stopped": history.stopped, "resumed_from_epoch": history.resumed_from,
+            "first": history.rows[0], "final": last, "seconds": last["wall_s"], "history": history.rows,
+            "initialise": {k: v for k, v in init.items() if k not in ("descriptor_min", "descriptor_max")}}

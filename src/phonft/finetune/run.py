@@ -134,12 +134,15 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
     split = read_split(split_file)
     train_set, val_set, replay_train, replay_val = _training_data(settings, split, Path(references), replay_dir)
     rattled, frame_files = _rattled_data(settings, split["train"], train_set, augment)
+    gnep_files = _gnep_files(settings)
     key = CheckpointKey.of_run(settings.digest(), settings.base_model, split, Path(references),
-                               Path(replay_dir) if replay_dir else None, frame_files)
+                               Path(replay_dir) if replay_dir else None,
+                               _keyed_files(settings, split, frame_files, gnep_files, augment))
     model = _base_model(settings, dev, train_set + val_set)
     check_strategy(model, settings)  # a bad strategy setting fails before anything is written
     ckpt = (prepare_checkpoint(out_dir / "checkpoints", key, resume) if ctx.is_main
             else out_dir / "checkpoints" / key.digest / CHECKPOINT_FILE)
+    gnep = _gnep_phase(model, settings, gnep_files, split, augment, replay_train, ckpt, resume, ctx.is_main)
     manifest = _manifest_summary(Path(replay_dir) / "manifest.json") if replay_dir else None
     trainer = Trainer(model, settings, train_set, val_set, replay_train, replay_val, checkpoint=ckpt,
                       dft_labels=(manifest or {}).get("kind") == "upstream", key=key.digest, dist=ctx,
@@ -162,16 +165,15 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "resumed_from_epoch": result.resumed_from,
-        "device": dev,
-        "world_size": ctx.world_size,
+        "device": dev, "world_size": ctx.world_size,
         "seconds": sum(row["seconds"] for row in result.metrics),
         **parameter_counts(model, trainer.params),
-        "final": result.metrics[-1],
-        "base": result.metrics[0],
+        "final": result.metrics[-1], "base": result.metrics[0],
         "forgetting": forgetting_record(result.metrics[0], _row_of(result.metrics, result.best_epoch),
                                         len(replay_val)),
         "replay_manifest": manifest,
         "objective": settings.objective,
+        "gnep": gnep,
         "augment": _frames_record(frame_files, rattled) if rattled else None,
         "checkpoint": str(ckpt),
         "checkpoint_key": key.record(),
@@ -183,16 +185,53 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
 
 
 def _base_model(settings: TrainSettings, device: str, samples: Sequence[Any]) -> Any:
-    """The run's base model in its training dtype, checked to know every element of ``samples``."""
+    """The run's base model in its training dtype, checked to know every element of ``samples``
+    (and to be a NEP when the run has a GNEP phase)."""
     import torch
 
+    from phonft.finetune.gnep_run import check_gnep_model
     from phonft.models import load_model
 
     torch.manual_seed(settings.seed)
     model = load_model(settings.base_model, dtype=settings.dtype, device=device, options=settings.options)
     for s in samples:
         model.check_elements(s.atoms, f"material '{s.material}'")
+    check_gnep_model(model, settings)
     return model
+
+
+def _keyed_files(settings: TrainSettings, split: dict[str, list[str]], frame_files: dict[str, Path],
+                 gnep_files: dict[str, Path], augment: str | os.PathLike | None) -> dict[str, Path]:
+    """The data files the checkpoint is keyed by: the rattled frames the objective or the
+    GNEP phase reads, and the GNEP data files."""
+    keyed = {**frame_files, **{f"gnep:{s}": p for s, p in gnep_files.items()}}
+    if "augment" in settings.gnep_data and augment is not None:
+        from phonft.finetune.rattled import frames_path
+
+        keyed.update({m: frames_path(augment, m) for m in split["train"]})
+    return keyed
+
+
+def _gnep_files(settings: TrainSettings) -> dict[str, Path]:
+    """Local files of the run's ``gnep_data`` (URLs fetched into the cache); none without GNEP."""
+    from phonft.finetune.gnep_run import source_files
+
+    return source_files(settings.gnep_data) if settings.gnep_data else {}
+
+
+def _gnep_phase(model: Any, settings: TrainSettings, files: dict[str, Path], split: dict[str, list[str]],
+                augment: str | os.PathLike | None, replay_train: Sequence[Any], ckpt: Path, resume: bool,
+                is_main: bool) -> dict[str, Any] | None:
+    """Train the NEP by GNEP before the run's objective (:mod:`phonft.finetune.gnep_run`);
+    what train.json records (None without ``gnep_data``). Every data-parallel rank trains
+    the same GNEP (it is deterministic); only rank 0 keeps its checkpoint."""
+    if not settings.gnep_data:
+        return None
+    from phonft.finetune.gnep_run import gnep_frames, run_gnep
+
+    frames, sources = gnep_frames(settings.gnep_data, files, split["train"], augment, replay_train)
+    folder = ckpt.parent if is_main else None
+    return {"sources": sources, **run_gnep(model, settings, frames, folder, resume)}
 
 
 def _training_data(settings: TrainSettings, split: dict[str, list[str]], refs: Path,

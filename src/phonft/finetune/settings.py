@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from phonft.errors import ConfigError
+from phonft.finetune.gnep.settings import GNEPSettings
 from phonft.protocols import Protocol
 
 COLUMN_MODES = ("hvp", "fd")
@@ -176,6 +177,12 @@ class TrainSettings(Protocol):
         Training precision (``float32`` or ``float64``); phonons are evaluated in float64.
     seed
         Seeds batching, column sampling and replay order.
+    gnep, gnep_data
+        GNEP training of a NEP before the run's objective (:mod:`phonft.finetune.gnep_run`):
+        its settings (:class:`~phonft.finetune.gnep.GNEPSettings`) and its data sources
+        (``augment``, ``replay``, extxyz paths, https URLs). Empty ``gnep_data``: no GNEP
+        phase. ``base_model: nep`` (from scratch) needs it; with it, ``epochs`` may be 0
+        (GNEP only).
     """
 
     name: ClassVar[str] = "train"
@@ -206,6 +213,8 @@ class TrainSettings(Protocol):
     rattled_batch_atoms: int = 128
     dtype: str = "float32"
     seed: int = 0
+    gnep: GNEPSettings = field(default_factory=GNEPSettings)
+    gnep_data: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.column == "auto":
@@ -218,8 +227,16 @@ class TrainSettings(Protocol):
             raise ConfigError(f"finetune.runs.<run>.objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, not {self.dtype!r}")
-        if self.columns_per_structure < 1 or self.epochs < 1 or self.batch_atoms < 1 or self.rattled_batch_atoms < 1:
-            raise ConfigError("columns_per_structure, epochs, batch_atoms and rattled_batch_atoms must be positive")
+        if self.columns_per_structure < 1 or self.batch_atoms < 1 or self.rattled_batch_atoms < 1:
+            raise ConfigError("columns_per_structure, batch_atoms and rattled_batch_atoms must be positive")
+        if self.epochs < (0 if self.gnep_data else 1):
+            raise ConfigError(f"finetune.runs.<run>.epochs must be at least 1 (0 only with gnep_data: GNEP alone), "
+                              f"not {self.epochs}.")
+        if self.base_model == "nep" and not self.gnep_data:
+            raise ConfigError("finetune.runs.<run>: base_model 'nep' is a NEP from scratch (random weights), but "
+                              "gnep_data is empty, so nothing would train it before PFT. Fix: set gnep_data (e.g. "
+                              "[augment] or [replay] or an extxyz path), or start from a trained NEP "
+                              "(base_model: 'nep:<nep.txt>').")
         self._check_strategy()
         if self.phonon_weights.energy > 0:
             # A PhononSample has no energy (references hold force constants): the term could not act.

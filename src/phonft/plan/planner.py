@@ -175,8 +175,11 @@ class Plan:
         for run, entry in self.runs.items():
             if "base_model" not in entry:
                 raise ConfigError(f"finetune run '{run}' has no base_model (the schema's default fills it)")
-            base = model_name(entry["base_model"])
             options = entry.get("model_options") or None
+            if entry["base_model"] == "nep":  # a NEP from scratch: random weights, nothing to score
+                models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, "")
+                continue
+            base = model_name(entry["base_model"])
             models.setdefault(base, EvalModel(base, entry["base_model"], options, run))
             models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, base)
         for name, spec in (self.evaluate.get("models") or {}).items():
@@ -186,7 +189,7 @@ class Plan:
         if "strategies.csv" in models:
             raise ConfigError("the model name 'strategies.csv' is the comparison table's file name in "
                               "results/evaluate. Fix: rename the model or run")
-        bases = {e.base for e in models.values()}
+        bases = {e.base for e in models.values()} - {""}
         clash = [r for r in self.runs if r in bases or models[r].base is None]
         if clash:
             raise ConfigError(f"finetune run names {clash} clash with a base or extra model name")
@@ -309,6 +312,13 @@ class Plan:
             return []
         return [self.layout.path("augment_frames", material=m) for m in self.splits[run].train]
 
+    def base_model_files(self, run: str) -> list[str]:
+        """The base model's file when it is another run's output (``results/finetune/<r>/model.pt``,
+        bare or after ``nep:``/``chgnet:``/``mace:``), so that run trains first; else none."""
+        spec = str(self.runs[run].get("base_model", ""))
+        path = spec.partition(":")[2] if spec.startswith(("nep:", "chgnet:", "mace:")) else spec
+        return [path] if path.startswith(f"{self.layout.root}/") else []
+
     def train_gnep_files(self, run: str) -> list[str]:
         """The local extxyz files among the run's ``gnep_data`` (URLs are fetched by the rule)."""
         named = ("augment", "replay")
@@ -335,6 +345,8 @@ class Plan:
         out = {"reference": self.layout.path("reference", material=material)}
         if variant == "finetuned":
             out["model"] = self.layout.path("model", run=run)
+        elif self.base_model_files(run):
+            out["model"] = self.base_model_files(run)[0]
         return out
 
     def heldout_model(self, run: str, variant: str) -> str:

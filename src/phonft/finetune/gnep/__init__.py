@@ -6,12 +6,19 @@ minibatches and the E/F/V loss), :mod:`init` (q_scaler, max_neighbors, energy sh
 :mod:`train` (GNEP), :mod:`snes` (SNES) and :mod:`history` (history rows, checkpoints).
 """
 
-from phonft.finetune.gnep.frames import LabelledFrame, from_rattled, read_training_frames
-from phonft.finetune.gnep.history import GNEPHistory
-from phonft.finetune.gnep.init import initialise
-from phonft.finetune.gnep.settings import GNEPSettings, GNEPWeights, SNESSettings
-from phonft.finetune.gnep.snes import train_snes
-from phonft.finetune.gnep.train import train_gnep
+import importlib
+from typing import Any
 
-__all__ = ["GNEPHistory", "GNEPSettings", "GNEPWeights", "LabelledFrame", "SNESSettings", "from_rattled",
-           "initialise", "read_training_frames", "train_gnep", "train_snes"]
+#: Public name -> the module that defines it. Imported on first use, so that the settings
+#: (imported by :mod:`phonft.finetune.settings`, hence by the planner) do not import torch.
+_WHERE = {"LabelledFrame": "frames", "from_rattled": "frames", "read_training_frames": "frames",
+          "GNEPHistory": "history", "initialise": "init", "GNEPSettings": "settings", "GNEPWeights": "settings",
+          "SNESSettings": "settings", "train_snes": "snes", "train_gnep": "train"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
