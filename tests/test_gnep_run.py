@@ -79,3 +79,42 @@ def test_gnep_on_a_chgnet_is_one_clear_error(inputs, tmp_path, capsys):
     assert _train(inputs, tmp_path, run) == 2
     assert "GNEP trains NEP models" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_trained_nep_txt_is_read_by_calorine_to_the_same_energies(inputs, tmp_path):
+    """The issue's export check: a NEP trained by phonft (GNEP then PFT) is written as nep.txt,
+    reloaded by calorine's CPUNEP, and gives phonft's energies and forces."""
+    from ase.build import bulk
+
+    from phonft.models import load_model
+
+    calculators = pytest.importorskip("calorine.calculators", reason="calorine (a test oracle) is not installed")
+    assert _train(inputs, tmp_path, NEP_RUN) == 0
+    model = load_model(str(tmp_path / "model.pt"), dtype="float64", device="cpu")
+    atoms = bulk("Si", cubic=True) * (2, 1, 1)
+    atoms.rattle(0.05, seed=4)
+    (ours,) = model.predict([atoms])
+    atoms.calc = calculators.CPUNEP(str(tmp_path / "nep.txt"))
+    assert abs(atoms.get_potential_energy() - float(ours["energy"])) < 1e-6 * len(atoms)
+    assert np.abs(atoms.get_forces() - ours["forces"]).max() < 1e-5
+
+
+def test_architecture_from_a_nep_in(tmp_path):
+    """``model_options.nep_in`` sets the architecture from GPUMD's keywords; other options
+    override it; GPUMD's one-number ``zbl`` is the outer cutoff (inner = half)."""
+    from phonft.errors import InputFileError
+    from phonft.models import load_model
+
+    nep_in = tmp_path / "nep.in"
+    nep_in.write_text("type 2 Te Pb   # two types\nversion 4\ncutoff 7 4.5\nn_max 5 3\nbasis_size 6 7\n"
+                      "l_max 4 2 1\nneuron 12\nzbl 2.0\ngeneration 1000\nlambda_v 0.2\n")
+    spec = load_model("nep", options={"nep_in": str(nep_in), "neurons": 9}).nep_spec
+    assert spec.types == ("Te", "Pb") and spec.cutoff == (7.0, 4.5) and spec.n_max == (5, 3)
+    assert spec.basis_size == (6, 7) and spec.l_max == (4, 2, 1) and spec.n_neurons == 9 and spec.zbl == (1.0, 2.0)
+    nep_in.write_text("type 2 Te\n")
+    with pytest.raises(InputFileError, match="line 1: 'type'"):
+        load_model("nep", options={"nep_in": str(nep_in)})
+    with pytest.raises(ConfigError, match="needs model_options.elements"):
+        load_model("nep", options={"n_max": [2, 2]})
+    with pytest.raises(ConfigError, match="unknown model_options"):
+        load_model("nep", options={"elements": ["Si"], "n_maxx": 2})
