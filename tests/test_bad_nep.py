@@ -4,15 +4,15 @@ The corpus ``tests/data/bad/nep/`` was written from a tiny NEP made in code (one
 29 parameters; GPUMD's ``%15.7e`` lines), not from the GPL-3 shared models, then broken
 one way per file. Each must raise exactly one :class:`~phonft.errors.InputFileError` whose
 single-line message names the file, the line and the fix, from ``read_nep_txt`` and from
-``NEPModel.from_nep_txt`` alike. (Once ``load_model`` takes ``nep:<path>``, the same files
-go through the CLI with ``badinput.assert_clean_failure``.)
+``NEPModel.from_nep_txt`` alike; through the CLI (``nep:<path>`` in ``finetune heldout``)
+each exits 2 with that one line and writes nothing.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from badinput import BAD
+from badinput import BAD, assert_clean_failure
 from phonft.errors import InputFileError
 from phonft.models.nep.backend import NEPModel
 from phonft.models.nep.nepfile import read_nep_txt
@@ -57,3 +57,11 @@ def test_bad_nep_txt(name, line, problem, reader):
     assert problem in message, message
     assert " Fix: " in message
     assert caught.value.path == str(path)
+
+
+@pytest.mark.parametrize("name, line, words", CASES[:4] + CASES[7:8], ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_nep_txt_through_the_cli(tmp_path, name, line, words):
+    args = ["finetune", "heldout", "--model", f"nep:{NEP / name}", "--reference", "no-reference-needed",
+            "--material", "Si", "--out", "results/finetune/run/heldout/Si/thermal.json", "--device", "cpu"]
+    error = assert_clean_failure(args, cwd=tmp_path, message=f"line {line}: {words}")
+    assert name in error
