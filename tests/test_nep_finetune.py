@@ -45,7 +45,7 @@ def test_pft_lowers_the_hessian_mae_of_a_nep(references, kind):
     sample = load_phonon_sample(ref, "Si")
     model = _nep(kind)
     before = _fc_mae(model, ref, sample)
-    settings = TrainSettings(base_model="nep", epochs=30, lr=2e-2, columns_per_structure=4, replay_steps=0,
+    settings = TrainSettings(epochs=30, lr=2e-2, columns_per_structure=4, replay_steps=0,
                              ema_decay=0.5, dtype="float64")
     result = Trainer(model, settings, [sample], []).fit()
     model.load_state_dict(result.state)
