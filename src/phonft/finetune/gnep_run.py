@@ -23,31 +23,30 @@ from typing import Any, Sequence
 
 from phonft.errors import ConfigError
 from phonft.io import sha256_file
+from phonft.plan.runs import GNEP_URL_PREFIXES, local_gnep_sources
 
 log = logging.getLogger(__name__)
 
 GNEP_CHECKPOINT = "gnep.pt"
-NAMED_SOURCES = ("augment", "replay")
 
 
 def source_files(sources: Sequence[str], cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Local files of the path and URL sources (URLs fetched into ``cache_dir``)."""
     from phonft.cache import check_sha256, default_cache_dir, fetch
 
+    local = local_gnep_sources(sources)
     files: dict[str, Path] = {}
     for source in sources:
-        if source in NAMED_SOURCES:
-            continue
-        if source.startswith(("https://", "http://")):
-            url, _, digest = source.partition("#sha256=")
-            files[source] = fetch("gnep_data", url, cache_dir or default_cache_dir(), "gnep",
-                                  sha256=check_sha256(digest or None, "gnep_data sha256"))
-        else:
+        if source in local:
             path = Path(source)
             if not path.is_file():
                 raise ConfigError(f"finetune.runs.<run>.gnep_data: file {path} does not exist. Fix: give an "
                                   "extxyz file, 'augment', 'replay' or an https:// URL.")
             files[source] = path
+        elif source.startswith(GNEP_URL_PREFIXES):
+            url, _, digest = source.partition("#sha256=")
+            files[source] = fetch("gnep_data", url, cache_dir or default_cache_dir(), "gnep",
+                                  sha256=check_sha256(digest or None, "gnep_data sha256"))
     return files
 
 

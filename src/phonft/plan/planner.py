@@ -19,7 +19,7 @@ from phonft.errors import ConfigError
 from phonft.plan.figures import Figure, FigureSet, figure_list
 from phonft.plan.keys import check_keys
 from phonft.plan.layout import RESERVED_MATERIALS, VARIANTS, Layout, check_name
-from phonft.plan.runs import Split, run_split
+from phonft.plan.runs import Split, local_gnep_sources, run_split
 from phonft.protocols import supercell_rows
 from phonft.specs import ReferenceSpec, SpecError, check_material, material_reference, resolve
 
@@ -321,9 +321,7 @@ class Plan:
 
     def train_gnep_files(self, run: str) -> list[str]:
         """The local extxyz files among the run's ``gnep_data`` (URLs are fetched by the rule)."""
-        named = ("augment", "replay")
-        return [s for s in (self.runs[run].get("gnep_data") or [])
-                if s not in named and not str(s).startswith(("https://", "http://"))]
+        return local_gnep_sources(self.runs[run].get("gnep_data") or [])
 
     def augment_args(self, run: str) -> list[str]:
         """``--augment <root>`` for ``finetune train`` of a run that reads rattled frames."""

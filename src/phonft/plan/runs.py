@@ -8,7 +8,7 @@ seed and sizes always give the same split, on any machine.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -80,6 +80,16 @@ def run_split(run: Mapping[str, Any]) -> Split:
     if "materials" not in run:
         raise SplitError("a run needs a 'materials' list")
     return make_split(list(run["materials"]), **settings)
+
+
+#: ``gnep_data`` entries that name a source instead of a file, and the prefixes of URL entries.
+GNEP_NAMED_SOURCES = ("augment", "replay")
+GNEP_URL_PREFIXES = ("https://", "http://")
+
+
+def local_gnep_sources(sources: Sequence[str]) -> list[str]:
+    """The ``gnep_data`` entries that are local file paths (neither named sources nor URLs)."""
+    return [s for s in sources if s not in GNEP_NAMED_SOURCES and not str(s).startswith(GNEP_URL_PREFIXES)]
 
 
 def train_fields(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ expansion coefficients ``c[n][k][t_i][t_j]`` (last index fastest), and the
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +105,8 @@ class NEPParameters:
     def flat(self) -> np.ndarray:
         """All parameters in ``nep.txt`` order."""
         ann = [np.concatenate([self.w0[t].ravel(), self.b0[t], self.w1[t]]) for t in range(self.w0.shape[0])]
-        radial = np.transpose(self.c_radial, (0, 1, 2, 3)).ravel()
-        return np.concatenate(ann + [np.atleast_1d(self.b1), radial, self.c_angular.ravel(), self.q_scaler])
+        return np.concatenate(ann + [np.atleast_1d(self.b1), self.c_radial.ravel(), self.c_angular.ravel(),
+                                     self.q_scaler])
 
     @classmethod
     def from_flat(cls, spec: NEPSpec, values: np.ndarray) -> "NEPParameters":
@@ -228,14 +228,20 @@ def _check_sizes(path: Path, keys: dict, cutoff: tuple[float, float], n_max: tup
             raise _fail(path, keys[key][0], f"{what}.", f"fix the '{key}' line (GPUMD's nep.txt format).")
 
 
+def read_lines(path: Path, what: str) -> list[str]:
+    """The lines of the text file ``path`` (a ``nep.txt`` or ``nep.in``: ``what``); an
+    unreadable file is one :class:`~phonft.errors.InputFileError`."""
+    try:
+        return path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot be read ({type(exc).__name__}).", f"give a readable {what}.") from exc
+
+
 def read_nep_txt(path: str | os.PathLike) -> tuple[NEPSpec, NEPParameters]:
     """The spec and parameters of a ``nep.txt``; a malformed file raises one
     :class:`~phonft.errors.InputFileError` naming the line."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot be read ({type(exc).__name__}).", "give a readable nep.txt.") from exc
+    lines = read_lines(path, "nep.txt")
     spec, start = _parse_header(path, lines)
     expected = sum(spec.sizes().values())
     values = np.empty(expected)
@@ -270,7 +276,3 @@ def write_nep_txt(path: str | os.PathLike, spec: NEPSpec, params: NEPParameters,
     else:
         raise ValueError(f"precision must be 'exact' or 'gpumd', not {precision!r}")
     atomic_write_text(path, "\n".join(spec.header() + body) + "\n")
-
-
-def with_types(spec: NEPSpec, types: tuple[str, ...]) -> NEPSpec:
-    return replace(spec, types=types)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from phonft.errors import ConfigError, InputFileError
-from phonft.models.nep.nepfile import NEPSpec
+from phonft.models.nep.nepfile import NEPSpec, read_lines
 
 #: model_options keys of ``base_model: nep``.
 NEP_OPTION_KEYS = ("elements", "version", "cutoff", "n_max", "basis_size", "l_max", "neurons", "zbl", "nep_in",
@@ -48,10 +48,7 @@ def read_nep_in(path: str | os.PathLike) -> dict[str, Any]:
     keywords. Other GPUMD keywords are ignored; a malformed known line raises an
     :class:`~phonft.errors.InputFileError` naming the line."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot be read ({type(exc).__name__}).", "give a readable nep.in.") from exc
+    lines = read_lines(path, "nep.in")
     found: dict[str, Any] = {}
     for number, line in enumerate(lines, 1):
         tokens = line.split("#")[0].split()
