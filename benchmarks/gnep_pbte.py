@@ -38,16 +38,6 @@ CANDIDATES = (REPO.parent / "shared" / "data" / "nep" / "PbTe", Path("/work/shar
 ARCHITECTURE = ("version", "cutoff", "n_max", "basis_size", "l_max", "neuron", "zbl")
 
 
-def read_nep_in(path: Path) -> dict[str, list[str]]:
-    """keyword -> values of a GPUMD ``nep.in`` (comments after '#', blank lines skipped)."""
-    out = {}
-    for line in path.read_text().splitlines():
-        tokens = line.split("#")[0].split()
-        if tokens:
-            out[tokens[0].lower()] = tokens[1:]
-    return out
-
-
 def target_from_loss_out(path: Path) -> dict[str, float]:
     """GPUMD's last ``loss.out`` row: generation, then total, L1, L2 loss, then the energy
     (eV/atom), force (eV/Å) and virial training RMSEs."""
@@ -55,27 +45,15 @@ def target_from_loss_out(path: Path) -> dict[str, float]:
     return {"generation": int(row[0]), "energy_rmse_meV_atom": 1000 * row[4], "force_rmse_meV_A": 1000 * row[5]}
 
 
-def architecture(nep_in: dict, nep_txt: Path):
-    """The NEPSpec: nep.in's architecture keys, the nep.txt header for those nep.in omits."""
-    import dataclasses
-
+def architecture(nep_in_path: Path, nep_in: dict, nep_txt: Path):
+    """The NEPSpec: nep.in's architecture keys over the nep.txt header (for those nep.in omits),
+    through phonft's own ``nep_spec_from_options``; and the keys taken from the header."""
     from phonft.models.nep.nepfile import read_nep_txt
+    from phonft.models.nep.options import nep_spec_from_options
 
-    spec, _ = read_nep_txt(nep_txt)
-    fields = {}
-    if "cutoff" in nep_in:
-        fields["cutoff"] = tuple(float(v) for v in nep_in["cutoff"][:2])
-    for key in ("n_max", "basis_size"):
-        if key in nep_in:
-            fields[key] = tuple(int(v) for v in nep_in[key][:2])
-    if "l_max" in nep_in:
-        fields["l_max"] = tuple(int(v) for v in (nep_in["l_max"] + ["0", "0"])[:3])
-    if "neuron" in nep_in:
-        fields["n_neurons"] = int(nep_in["neuron"][0])
-    if "version" in nep_in:
-        fields["version"] = int(nep_in["version"][0])
-    fields["types"] = tuple(nep_in["type"][1:])
-    return dataclasses.replace(spec, **fields), sorted(set(ARCHITECTURE) - set(nep_in))
+    header, _ = read_nep_txt(nep_txt)
+    spec = nep_spec_from_options({"nep_in": str(nep_in_path)}, defaults=header)
+    return spec, sorted(set(ARCHITECTURE) - set(nep_in))
 
 
 def _number(nep_in: dict, key: str, default):
@@ -131,11 +109,12 @@ def run(args, data: Path) -> int:
     from phonft.finetune.gnep import GNEPSettings, initialise, read_training_frames, train_gnep, train_snes
     from phonft.models.nep.backend import NEPModel
     from phonft.models.nep.module import NEP, random_parameters
+    from phonft.models.nep.options import read_nep_in
 
     torch.set_num_threads(args.threads)
     nep_in = read_nep_in(data / "nep.in")
     target = target_from_loss_out(data / "loss.out")
-    spec, from_header = architecture(nep_in, data / "nep.txt")
+    spec, from_header = architecture(data / "nep.in", nep_in, data / "nep.txt")
     frames = read_training_frames(data / "train.xyz")
     print(f"PbTe: {len(frames)} frames, {sum(f.n_atoms for f in frames)} atoms; {spec}")
     print(f"architecture keys from nep.txt's header (absent from nep.in): {', '.join(from_header)}")

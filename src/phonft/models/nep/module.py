@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from phonft.models.nep.descriptor import angular_descriptors, cutoff_function, radial_functions
+from phonft.models.nep.descriptor import angular_descriptors, radial_functions
 from phonft.models.nep.nepfile import NEPParameters, NEPSpec
 
 #: e^2 / (4 pi eps0) in eV Å.

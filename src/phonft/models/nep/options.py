@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,14 @@ def _from_nep_in(path: str) -> dict[str, Any]:
     return out
 
 
-def nep_spec_from_options(options: Mapping[str, Any]) -> NEPSpec:
-    """The NEP architecture that ``base_model: nep`` with these ``model_options`` builds."""
+#: GPUMD's documented ``nep.in`` defaults (the types come from the options).
+GPUMD_DEFAULTS = NEPSpec(types=(), cutoff=(8.0, 4.0), n_max=(4, 4), basis_size=(8, 8), l_max=(4, 2, 0), n_neurons=30)
+
+
+def nep_spec_from_options(options: Mapping[str, Any], defaults: NEPSpec = GPUMD_DEFAULTS) -> NEPSpec:
+    """The NEP architecture that ``base_model: nep`` with these ``model_options`` builds:
+    ``defaults`` (GPUMD's documented ones, or e.g. a ``nep.txt`` header's) overridden by
+    the ``nep_in`` file's keywords, then by the other options."""
     unknown = sorted(set(options) - set(NEP_OPTION_KEYS))
     if unknown:
         raise ConfigError(f"model 'nep': unknown model_options key(s) {', '.join(map(repr, unknown))}; known: "
@@ -112,8 +119,7 @@ def nep_spec_from_options(options: Mapping[str, Any]) -> NEPSpec:
             or not all(isinstance(e, str) and atomic_numbers.get(e, 0) > 0 for e in elements)):
         raise ConfigError(f"model 'nep' needs model_options.elements (or a nep.in 'type' line): a list of distinct "
                           f"element symbols such as ['Pb', 'Te'], not {elements!r}.")
-    spec = NEPSpec(types=tuple(elements), cutoff=(8.0, 4.0), n_max=(4, 4), basis_size=(8, 8), l_max=(4, 2, 0),
-                   n_neurons=30)
+    spec = replace(defaults, types=tuple(elements))
     fields: dict[str, Any] = {}
     for key, size, kind in (("cutoff", 2, float), ("n_max", 2, int), ("basis_size", 2, int), ("l_max", 3, int)):
         if key in merged:
@@ -124,7 +130,7 @@ def nep_spec_from_options(options: Mapping[str, Any]) -> NEPSpec:
         fields["version"] = _pair(merged, "version", 1, int)[0]
     if merged.get("zbl") is not None:
         fields["zbl"] = _pair(merged, "zbl", 2, float)
-    return _checked(NEPSpec(**{**spec.__dict__, **fields}))
+    return _checked(replace(spec, **fields))
 
 
 def _checked(spec: NEPSpec) -> NEPSpec:
