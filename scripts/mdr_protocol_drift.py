@@ -113,9 +113,9 @@ def main() -> None:
             ref_dir = reference_folder(material, config, Path(tmp))
             results[material] = {}
             for name in ["old", *[v for v in args.variants if v != "old"]]:
-                results[material][name] = score(model, ref_dir, material, VARIANTS[name])
-                print(f"{material} / {name}: {json.dumps({k: v for k, v in results[material][name].items() if k != 'cell_A'})}",
-                      file=sys.stderr, flush=True)
+                row = results[material][name] = score(model, ref_dir, material, VARIANTS[name])
+                brief = {k: v for k, v in row.items() if k != "cell_A"}
+                print(f"{material} / {name}: {json.dumps(brief)}", file=sys.stderr, flush=True)
             Path(args.out).write_text(json.dumps({"model": args.model, "results": results}, indent=1))
     print(table(results))
 
