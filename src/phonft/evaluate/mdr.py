@@ -1,9 +1,10 @@
 """The MDR phonon protocol (Loew et al. 2024; hyllios/utils ``benchmark_ph``) for a model.
 
 :class:`ModelPhonons` is the facade: relax the reference's unit cell under the model
-(FIRE + FrechetCellFilter + FixSymmetry), rebuild phonopy with the reference's supercell
-and primitive matrices, displace by 0.01 Å, evaluate every displaced supercell in
-batches, remove the force drift and build symmetrized force constants. Its
+(FIRE + FrechetCellFilter + FixSymmetry, to fmax/2 in up to 15 runs of 500 steps, as
+MDR's ``umlip.relax_structure``), rebuild phonopy with the reference's supercell and
+primitive matrices, displace by 0.01 Å along x, y, z only (``is_diagonal=False``, as
+MDR), evaluate every displaced supercell in batches, remove the force drift and build symmetrized force constants. Its
 :meth:`~ModelPhonons.thermal_record` has the keys of the references' ``thermal.json``.
 """
 
@@ -13,13 +14,30 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from phonft.errors import ConfigError
 from phonft.evaluate.relax import RelaxResult, relax
 from phonft.protocols import THZ_TO_K, Protocol, ReferenceProtocol
 from phonft.references.folder import ReferenceFolder
 
 log = logging.getLogger(__name__)
+
+
+def _check_count(key: str, value: Any, default: int) -> None:
+    """A one-line :class:`ConfigError` unless ``value`` is an integer of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"mdr: setting {key!r} must be an integer of at least 1, not {value!r}. "
+                          f"Fix: give a positive count (MDR's reference scripts: {default})")
+
+
+def _check_range(key: str, value: Any, low: float, high: float, default: float) -> None:
+    """A one-line :class:`ConfigError` unless ``value`` is a number in (``low``, ``high``]."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low < value <= high
+    if not ok:
+        raise ConfigError(f"mdr: setting {key!r} must be a number in ({low:g}, {high:g}], not {value!r}. "
+                          f"Fix: give e.g. {default} (MDR's reference scripts relax to fmax/2)")
 
 
 @dataclass(frozen=True)
@@ -29,14 +47,25 @@ class MDRProtocol(Protocol):
     Attributes
     ----------
     fmax_eV_A
-        Relaxation stops when every force (and the FrechetCellFilter's cell force) is
-        below this, in eV/Å (MDR: 0.005).
+        A relaxation is converged when every force (and the FrechetCellFilter's cell
+        force) is below this, in eV/Å (MDR: 0.005).
+    relax_fmax_factor
+        FIRE aims at ``fmax_eV_A`` times this (MDR: 0.5, i.e. 0.0025 eV/Å), in (0, 1].
     max_steps
-        FIRE steps at most; a relaxation that does not converge is recorded, not fatal.
+        FIRE steps at most per run (MDR: 500).
+    relax_runs
+        FIRE runs at most; each restart has fresh velocities and FixSymmetry detected
+        again on the current structure (MDR: 15). A relaxation that does not converge is
+        recorded, not fatal (MDR drops the material).
     relax_cell
         Relax the cell as well as the positions (FrechetCellFilter).
+    fix_symmetry_symprec
+        FixSymmetry's tolerance in Å during the relaxation (MDR: ASE's default 0.01).
     distance_A
         Finite-displacement amplitude in Å (phonopy's default 0.01 Å).
+    is_diagonal
+        phonopy's ``is_diagonal``: ``False`` (MDR) displaces along x, y, z only; ``True``
+        (phonopy's default) lets phonopy pick diagonal directions, often fewer supercells.
     remove_drift
         Subtract the mean force of each displaced supercell.
     symmetrize_fc
@@ -48,7 +77,7 @@ class MDRProtocol(Protocol):
     gamma_acoustic_tolerance_K
         The MDR stability rule's tolerance (K) for the three acoustic modes at Gamma.
     symprec
-        spglib tolerance in Å, for FixSymmetry and the phonopy symmetry.
+        spglib tolerance in Å of the phonopy symmetry and the recorded space groups.
     band_npoints
         q-points per segment of the seekpath band path.
     batch_atoms
@@ -57,10 +86,18 @@ class MDRProtocol(Protocol):
     """
 
     name: ClassVar[str] = "mdr"
+    checks: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "relax_fmax_factor": lambda v: _check_range("relax_fmax_factor", v, 0.0, 1.0, 0.5),
+        "max_steps": lambda v: _check_count("max_steps", v, 500),
+        "relax_runs": lambda v: _check_count("relax_runs", v, 15)}
     fmax_eV_A: float = 0.005
-    max_steps: int = 1000
+    relax_fmax_factor: float = 0.5
+    max_steps: int = 500
+    relax_runs: int = 15
     relax_cell: bool = True
+    fix_symmetry_symprec: float = 0.01
     distance_A: float = 0.01
+    is_diagonal: bool = False
     remove_drift: bool = True
     symmetrize_fc: bool = True
     temperatures_K: tuple[float, ...] = (0.0, 75.0, 150.0, 300.0, 600.0)
@@ -69,6 +106,10 @@ class MDRProtocol(Protocol):
     symprec: float = 1e-5
     band_npoints: int = 51
     batch_atoms: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, check in self.checks.items():
+            check(getattr(self, key))
 
     def phonon_protocol(self) -> ReferenceProtocol:
         """The thermal/stability part, in the references' own protocol type."""
@@ -106,7 +147,7 @@ class ModelPhonons:
         t0 = time.perf_counter()
         ph, result = relaxed_phonopy(model, ref, f"{material} ({folder.path})", protocol)
         t1 = time.perf_counter()
-        ph.generate_displacements(distance=protocol.distance_A)
+        ph.generate_displacements(distance=protocol.distance_A, is_diagonal=protocol.is_diagonal)
         set_model_forces(model, ph, batch_atoms=protocol.batch_atoms, remove_drift=protocol.remove_drift,
                          where=material)
         t2 = time.perf_counter()
@@ -142,8 +183,9 @@ def relaxed_phonopy(model, ref, where: str, protocol: MDRProtocol):
     unitcell = to_ase(ref.unitcell)
     model.check_elements(unitcell, where)
     result = relax(unitcell, model.as_ase_calculator(), fmax_eV_A=protocol.fmax_eV_A,
-                   max_steps=protocol.max_steps, relax_cell=protocol.relax_cell, symprec=protocol.symprec,
-                   where=where)
+                   fmax_factor=protocol.relax_fmax_factor, max_steps=protocol.max_steps, runs=protocol.relax_runs,
+                   relax_cell=protocol.relax_cell, symprec=protocol.symprec,
+                   fix_symmetry_symprec=protocol.fix_symmetry_symprec, where=where)
     log.info("%s: relaxed in %d steps (converged=%s, space group %d -> %d)", where, result.n_steps,
              result.converged, result.spacegroup_before, result.spacegroup_after)
     # the reference's masses (phonopy's table, or the DFT code's), not ASE's: same dynamical matrix weights

@@ -26,7 +26,8 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "finetune": ("device", "runs"),
     "evaluate": ("materials", "extra_materials", "models", "double_well", "protocol", "kappa", "compare"),
     "evaluate.compare": ("enabled", "dft_well_depth_meV"),
-    "evaluate.protocol": ("fmax_eV_A", "max_steps", "relax_cell", "distance_A", "band_npoints", "batch_atoms"),
+    "evaluate.protocol": ("fmax_eV_A", "relax_fmax_factor", "max_steps", "relax_runs", "relax_cell",
+                          "fix_symmetry_symprec", "distance_A", "is_diagonal", "band_npoints", "batch_atoms"),
     "evaluate.kappa": ("materials", "mesh", "kappa103"),
     "evaluate.kappa.kappa103": ("enabled", "data_dir", "ids", "first_n"),
 }
