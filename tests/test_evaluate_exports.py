@@ -87,6 +87,11 @@ def test_phonopy_params_reproduce_the_model_force_constants(exported):
     np.testing.assert_allclose(loaded.unitcell.cell, model.unitcell.cell, rtol=0, atol=1e-12)  # the relaxed cell
     np.testing.assert_allclose(loaded.primitive_matrix, model.primitive_matrix, rtol=0, atol=1e-12)
     np.testing.assert_allclose(loaded.unitcell.masses, model.unitcell.masses, rtol=0, atol=1e-12)
+    # a reader that rebuilds the force constants from the file's forces (phonopy's own
+    # produce + symmetrize, as MDR's post-processing may) gets the same ones back
+    loaded.produce_force_constants(calculate_full_force_constants=True)
+    loaded.symmetrize_force_constants()
+    np.testing.assert_allclose(loaded.force_constants, model.force_constants, rtol=0, atol=1e-10)
 
 
 def test_phonopy_params_give_the_thermal_properties_of_thermal_json(exported):
