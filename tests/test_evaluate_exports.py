@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,9 @@ def _thermal(phonon, thermal: dict, cutoff_THz: float | None = None) -> dict[str
     """phonopy's S, F, C_V of ``phonon`` on thermal.json's protocol mesh (100 Å, Gamma-centred
     32x32x32 here) and temperatures."""
     phonon.run_mesh(thermal["protocol"]["mesh"])
-    phonon.run_thermal_properties(temperatures=thermal["temperatures_K"], cutoff_frequency=cutoff_THz)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # phonopy's GammaAcousticWarning, as in phonft.phonons
+        phonon.run_thermal_properties(temperatures=thermal["temperatures_K"], cutoff_frequency=cutoff_THz)
     tp = phonon.get_thermal_properties_dict()
     return {"entropy_J_per_K_mol": tp["entropy"], "free_energy_kJ_per_mol": tp["free_energy"],
             "heat_capacity_J_per_K_mol": tp["heat_capacity"]}

@@ -8,16 +8,17 @@ constants, in phonopy's VASP units: Å, eV/Å, eV/Å², THz):
 - ``phonopy_params.yaml``: cell, supercell and primitive matrices, displacements, forces
   and force constants (phonopy's yaml writer, as ``Phonopy.save``); ``phonopy-load`` and
   ``phonopy.load`` open it and use the force constants as written;
-- ``fc2.hdf5``: the force constants (``write_force_constants_to_hdf5``, with ``p2s_map``).
-
-Both hold the force constants *compact*: the rows of the primitive cell's atoms, the only
-rows phonopy's dynamical matrix reads, so every frequency is the one the metrics used,
-in a file n_supercell/n_primitive times smaller (32 times for Si's 64-atom supercell).
+- ``fc2.hdf5``: the force constants (``write_force_constants_to_hdf5``, with ``p2s_map``);
 - ``band.yaml``: the band structure on the q-points of ``bands.json`` (the reference's
   seekpath path, :func:`phonft.evaluate.bands.seekpath_path`), with a phonft header
   naming the material, the model and the protocol digest;
 - ``total_dos.dat``: phonopy's total DOS (tetrahedron method, states/THz per primitive
   cell) on the protocol's thermal mesh.
+
+Both force-constant files hold them *compact*: the rows of the primitive cell's atoms, the
+only rows phonopy's dynamical matrix reads, so every frequency is the one the metrics used,
+in a file n_supercell/n_primitive times smaller (32 times for Si's 64-atom supercell). No
+NAC is written, as none is used in the metrics.
 """
 
 from __future__ import annotations
