@@ -1,11 +1,16 @@
 rule evaluate_mdr:
-    """MDR phonon protocol of one model on one reference material: thermal.json and bands.json."""
+    """MDR phonon protocol of one model on one reference material: thermal.json and bands.json, and
+    the same phonons in phonopy's formats (phonopy_params.yaml, fc2.hdf5, band.yaml, total_dos.dat)."""
     input:
         unpack(model_inputs),
         reference=path("reference"),
     output:
         thermal=path("mdr"),
         bands=path("bands"),
+        params=path("mdr_params"),
+        fc2=path("mdr_fc2"),
+        band_yaml=path("mdr_band_yaml"),
+        dos=path("mdr_dos"),
     params:
         model=model_spec,
         settings=lambda wc: settings_json("evaluate_mdr", model=wc.model),

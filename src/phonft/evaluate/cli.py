@@ -174,13 +174,15 @@ def _action(actions: argparse._SubParsersAction, name: str, help: str, func, key
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model: MDR phonons, bands, double wells, kappa SRME",
                        description="Score a model on the community's phonon benchmarks: the MDR phonon protocol "
-                                   "(thermal.json, bands.json), the double well of unstable modes, Matbench "
+                                   "(thermal.json, bands.json, and phonopy_params.yaml, fc2.hdf5, band.yaml and total_dos.dat for phonopy's own "
+                                   "tools), the double well of unstable modes, Matbench "
                                    "Discovery's kappa SRME (phonondb-v1), and a model's mdr.csv + summary.json.")
     actions = p.add_subparsers(dest="action", required=True, metavar="<action>")
 
-    a = _action(actions, "mdr", "MDR protocol on one reference material: thermal.json + bands.json", cmd_mdr,
+    a = _action(actions, "mdr", "MDR protocol on one reference material: thermal.json + bands.json, and the model's "
+                "phonons in phonopy's formats (phonopy_params.yaml, fc2.hdf5, band.yaml, total_dos.dat)", cmd_mdr,
                 MDR_SETTINGS)
-    _material_args(a, "", "output folder (results/evaluate/<model>/<material>)", "folder")
+    _material_args(a, "", "output folder (results/evaluate/<model>/<material>), replaced whole", "folder")
 
     a = _action(actions, "double-well", "energy along the most unstable DFT mode: model vs DFT harmonic",
                 cmd_double_well, MDR_SETTINGS)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from phonft.evaluate.exports import EXPORT_FILES, write_exports
 from phonft.evaluate.mdr import MDRProtocol, ModelPhonons
 from phonft.io import atomic_directory, atomic_write_json, atomic_write_text
 from phonft.references.folder import ReferenceFolder
@@ -22,9 +23,11 @@ DOUBLE_WELL_AMPLITUDES = np.linspace(-10.0, 10.0, 41)
 def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str, out_dir: str | os.PathLike, *,
                       protocol: MDRProtocol | None = None, device: str = "auto",
                       options: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
-    """Write ``thermal.json`` and ``bands.json`` of ``model_spec`` on ``material`` into ``out_dir``.
+    """Write ``thermal.json``, ``bands.json`` and the same phonons in phonopy's formats
+    (:data:`~phonft.evaluate.exports.EXPORT_FILES`: ``phonopy_params.yaml``, ``fc2.hdf5``,
+    ``band.yaml``, ``total_dos.dat``) of ``model_spec`` on ``material`` into ``out_dir``.
 
-    The folder is written whole (:func:`~phonft.io.atomic_directory`): both files or, on any
+    The folder is written whole (:func:`~phonft.io.atomic_directory`): every file or, on any
     failure, the folder as it was. It is replaced, so it may hold only these files.
     """
     from phonft.evaluate.bands import band_record
@@ -42,13 +45,15 @@ def evaluate_material(model_spec: str, ref_dir: str | os.PathLike, material: str
     with atomic_directory(out_dir) as tmp:
         atomic_write_json(tmp / "bands.json", bands)
         atomic_write_json(tmp / "thermal.json", thermal)
+        write_exports(result, tmp, {"phonft": {"material": material, "model": model_spec, "model_name": name or model_spec,
+                                               "protocol_digest": thermal["protocol_digest"]}})
     log.info("%s with %s: omega_max %.1f K (DFT %.1f), band MAE %.3f THz, stable=%s", material, model_spec,
              thermal["omega_max_K"], ref.thermal["omega_max_K"], bands["band_mae_THz"],
              thermal["dynamically_stable"])
     return thermal
 
 
-MATERIAL_FILES = ("thermal.json", "bands.json")
+MATERIAL_FILES = ("thermal.json", "bands.json", *EXPORT_FILES)
 """What :func:`evaluate_material` writes into a material's folder."""
 _LEGACY_FILES = ("double_well.json",)
 """Files that earlier layouts kept in a material's folder; replacing them is expected."""

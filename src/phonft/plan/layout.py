@@ -16,7 +16,8 @@ the rules' patterns and the planner's concrete targets::
                                      model.pt, train.json, metrics.csv,
                                      checkpoints/<digest>/last.pt,
                                      heldout/{base,finetuned}/<m>/thermal.json
-        evaluate/<model>/            <m>/{thermal,bands}.json (one folder, written whole),
+        evaluate/<model>/            <m>/{thermal,bands}.json + phonopy_params.yaml, fc2.hdf5,
+                                     band.yaml, total_dos.dat (one folder, written whole),
                                      double_well/<m>.json, kappa/<m>.json,
                                      kappa103/<mp-id>.json, mdr.csv, summary.json
         evaluate/strategies.csv      every model side by side (evaluate.compare)
@@ -92,6 +93,10 @@ FILES = {
     "mdr_dir": "evaluate/{model}/{material}",
     "mdr": "evaluate/{model}/{material}/thermal.json",
     "bands": "evaluate/{model}/{material}/bands.json",
+    "mdr_params": "evaluate/{model}/{material}/phonopy_params.yaml",
+    "mdr_fc2": "evaluate/{model}/{material}/fc2.hdf5",
+    "mdr_band_yaml": "evaluate/{model}/{material}/band.yaml",
+    "mdr_dos": "evaluate/{model}/{material}/total_dos.dat",
     "double_well": "evaluate/{model}/double_well/{material}.json",
     "kappa": "evaluate/{model}/kappa/{material}.json",
     "kappa103": "evaluate/{model}/kappa103/{mp_id}.json",
