@@ -140,8 +140,11 @@ def test_doctor_text_and_json(tmp_path):
     (cache / "mdr").mkdir(parents=True)
     (cache / "mdr" / "f.bz2").write_bytes(b"x" * 2048)
     env = {**os.environ, "PHONFT_CACHE": str(cache)}
-    run = lambda *a: subprocess.run([str(Path(sys.executable).parent / "phonft"), "doctor", *a], capture_output=True,
-                                    text=True, timeout=300, env=env)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(Path(sys.executable).parent / "phonft"), "doctor", *args], capture_output=True,
+                              text=True, timeout=300, env=env)
+
     proc = run("--json")
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
