@@ -7,10 +7,10 @@ stage, each with a ``phonft <stage>`` command (:mod:`phonft.cli`), in data-flow 
 
 A stage imports only earlier stages and the shared leaf layers, which import no stage:
 ``errors``, ``io``, ``protocols``, ``models``, ``phonons``, ``atoms`` (ASE <-> phonopy
-structures), ``cache`` (the download cache and the one download helper), ``doctor`` (``phonft --version``,
-``phonft doctor``), ``specs`` (reference specs),
-``phonopy_files`` (phonopy/phono3py yaml loading in VASP units), ``plan`` (the workflow's
-planner and results layout, standard library only) and ``cliutils``.
+structures), ``cache`` (the download cache and the one download helper), ``doctor``
+(``phonft --version``, ``phonft doctor``), ``specs`` (reference specs), ``phonopy_files``
+(phonopy/phono3py yaml loading in VASP units), ``plan`` (the workflow's planner and results
+layout, standard library only) and ``cliutils``.
 
 For notebooks, ``from phonft import load_model, load_reference, model_phonons, score_mdr``
 (:mod:`phonft.api`, imported on first use) runs the evaluate stage's MDR protocol on a
