@@ -30,7 +30,7 @@ def test_download_shows_a_progress_bar_with_the_size(tmp_path: Path, capsys: pyt
 def test_a_host_that_does_not_answer_is_an_offline_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A blackholed host (the connection never completes): the check gives up after the
     connect timeout, and the one-line error names the URL and the cache path to fill by hand."""
-    import phonft.cache as cache
+    from phonft import cache
 
     release = threading.Event()
 
