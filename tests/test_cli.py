@@ -44,7 +44,10 @@ HELP = {
                          "--log"),
     "evaluate compare": ("--results", "--out", "--settings", "--log"),
     "figures": ("--settings", "--config", "--evaluate", "--finetune", "--out", "--log"),
+    "doctor": ("--json",),
 }
+#: Commands that describe the installation rather than run a stage.
+TOOLS = ("doctor",)
 
 #: One bad input per stage (run in an empty folder): the arguments, and what the error line says.
 BAD = {
@@ -87,9 +90,9 @@ def test_every_stage_and_action_has_help(command):
 
 def test_the_parser_has_the_seven_stages_and_help_covers_every_action():
     stages = _choices(build_parser(), "command")
-    assert tuple(stages) == STAGES
+    assert tuple(stages) == (*STAGES, *TOOLS)
     actions = {f"{s} {a}" for s in ("finetune", "evaluate") for a in _choices(stages[s], "action")}
-    assert set(HELP) == set(STAGES) | actions
+    assert set(HELP) == set(STAGES) | actions | set(TOOLS)
 
 
 def test_finetune_and_evaluate_actions_are_the_rule_names():
@@ -111,3 +114,56 @@ def test_bad_input_is_a_one_line_error_with_status_2(stage, tmp_path):
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_version_lists_phonft_python_and_the_key_packages():
+    from phonft import __version__
+    from phonft.doctor import KEY_PACKAGES
+
+    proc = _phonft("--version")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"phonft {__version__}"
+    names = [line.split()[0] for line in lines[1:]]
+    assert names == ["python", *KEY_PACKAGES]
+    assert re.fullmatch(r"\s+python\s+3\.\d+\.\d+", lines[1])
+
+
+def test_doctor_text_and_json(tmp_path):
+    """``phonft doctor`` exits 0; its JSON has the versions, torch's devices, the cache folder
+    (here a fresh one, with its size) and each backend's import status with the reason when not."""
+    import os
+
+    from phonft.doctor import BACKENDS
+
+    cache = tmp_path / "cache"
+    (cache / "mdr").mkdir(parents=True)
+    (cache / "mdr" / "f.bz2").write_bytes(b"x" * 2048)
+    env = {**os.environ, "PHONFT_CACHE": str(cache)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(Path(sys.executable).parent / "phonft"), "doctor", *args], capture_output=True,
+                              text=True, timeout=300, env=env)
+
+    proc = run("--json")
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["versions"]["phonft"] and found["versions"]["python"].startswith("3.")
+    assert {"cuda_available", "cuda_devices", "torch_threads", "cpu_count"} <= set(found["devices"])
+    assert found["cache"] == {"folder": str(cache), "exists": True, "size_bytes": 2048, "kinds_bytes": {"mdr": 2048}}
+    assert set(found["backends"]) == set(BACKENDS)
+    for name, status in found["backends"].items():
+        assert isinstance(status["imports"], bool) and (status["imports"] or status["reason"] and status["fix"]), name
+    assert found["backends"]["nep"]["imports"]  # phonft's own NEP needs torch only
+    text = run()
+    assert text.returncode == 0, text.stderr
+    assert f"cache: {cache} (2.0 KiB)" in text.stdout and "backends:" in text.stdout
+
+
+def test_doctor_reports_a_backend_that_does_not_import(monkeypatch):
+    from phonft import doctor
+
+    monkeypatch.setattr(doctor, "BACKENDS", {"missing": ("phonft_no_such_module", "pip install it")})
+    assert doctor.backends() == {"missing": {"module": "phonft_no_such_module", "imports": False,
+                                             "reason": "ModuleNotFoundError: No module named 'phonft_no_such_module'",
+                                             "fix": "pip install it"}}

@@ -15,8 +15,8 @@ SRC = REPO / "src" / "phonft"
 
 #: The stages in data-flow order; a stage may import only stages before it.
 STAGES = ("structures", "displacements", "references", "augment", "finetune", "evaluate", "figures")
-#: The entry points that wire every stage together.
-ENTRY = {"phonft.cli", "phonft.__main__"}
+#: The entry points that wire every stage together (the command line, and the notebook API).
+ENTRY = {"phonft.cli", "phonft.__main__", "phonft.api"}
 
 
 def module_name(path: Path) -> str:

@@ -2,7 +2,8 @@
 
 ``phonft <stage>`` (structures, displacements, references, augment, figures) and
 ``phonft <stage> <action>`` (finetune, evaluate) are what the rule ``<stage>`` or
-``<stage>_<action>`` runs; all of them can be used on their own. Each takes its config
+``<stage>_<action>`` runs; all of them can be used on their own. ``phonft doctor`` and
+``phonft --version`` describe the installation. Each takes its config
 slice as one ``--settings`` JSON object (built by :func:`phonft.plan.settings`), or, by
 hand, ``--config`` YAML where noted. User errors print one line naming the file or
 material and the fix, and exit with status 2; nothing is left half-written.
@@ -17,7 +18,6 @@ import sys
 import time
 from typing import Any
 
-from phonft import __version__
 from phonft.cliutils import (
     add_log_args,
     add_settings_args,
@@ -154,7 +154,8 @@ def _common(p: argparse.ArgumentParser, keys: tuple[str, ...], base_dir: bool = 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phonft", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"phonft {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print phonft's, Python's and the key packages' versions and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
 
     p = sub.add_parser("structures", help="write a material's unit cell (file, vendored data, MP id, MDR id)",
@@ -195,7 +196,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate(sub)
 
     _add_figures(sub)
+    p = sub.add_parser("doctor", help="versions, torch devices, cache folder and which model backends import",
+                       description="Print phonft's, Python's and the key packages' versions, torch's devices and "
+                                   "threads, the download cache folder and its size, and whether each optional "
+                                   "model backend imports (with the reason when not). Exits 0.")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=cmd_doctor)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: :func:`phonft.doctor.version_text` (metadata only, no imports), exit 0."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from phonft.doctor import version_text
+
+        print(version_text())
+        parser.exit()
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    """``phonft doctor``: :func:`phonft.doctor.report` as text, or JSON with ``--json``."""
+    import json
+
+    from phonft.doctor import report, report_text
+
+    found = report()
+    print(json.dumps(found, indent=1) if args.json else report_text(found))
 
 
 FIGURE_SETTINGS = tuple(f.name for f in dataclasses.fields(FigureSet))

@@ -137,15 +137,24 @@ class ModelPhonons:
     @classmethod
     def compute(cls, model, ref_dir: str | os.PathLike | ReferenceFolder, material: str,
                 protocol: MDRProtocol | None = None) -> ModelPhonons:
-        """Relax, displace, evaluate in batches and build force constants (float64)."""
+        """Relax, displace, evaluate in batches and build force constants (float64), on the
+        references folder ``ref_dir`` (its DFT fc2, without the Born charges)."""
+        folder = ref_dir if isinstance(ref_dir, ReferenceFolder) else ReferenceFolder.load(ref_dir)
+        return cls.from_phonopy(model, folder.phonopy(with_nac=False), material, protocol,
+                                where=f"{material} ({folder.path})")
+
+    @classmethod
+    def from_phonopy(cls, model, ref, material: str, protocol: MDRProtocol | None = None,
+                     where: str | None = None) -> ModelPhonons:
+        """:meth:`compute` on the reference's ``phonopy.Phonopy`` ``ref`` (unit cell, supercell
+        and primitive matrices, masses; its force constants, in eV/Å², are the DFT side of
+        the band comparison). ``ref`` is kept, not modified; ``where`` names it in logs."""
         from phonft.forces import set_model_forces
         from phonft.phonons import produce_force_constants
 
         protocol = protocol or MDRProtocol()
-        folder = ref_dir if isinstance(ref_dir, ReferenceFolder) else ReferenceFolder.load(ref_dir)
-        ref = folder.phonopy(with_nac=False)
         t0 = time.perf_counter()
-        ph, result = relaxed_phonopy(model, ref, f"{material} ({folder.path})", protocol)
+        ph, result = relaxed_phonopy(model, ref, where or material, protocol)
         t1 = time.perf_counter()
         ph.generate_displacements(distance=protocol.distance_A, is_diagonal=protocol.is_diagonal)
         set_model_forces(model, ph, batch_atoms=protocol.batch_atoms, remove_drift=protocol.remove_drift,

@@ -38,9 +38,18 @@ def quantity(record: dict[str, Any], name: str) -> float:
 
 
 def material_row(material: str, model_dir: Path, ref_dir: Path, split: str = "") -> dict[str, Any]:
-    """One row of ``mdr.csv``: DFT and model values, errors, stability and band MAE."""
-    ref = read_json(ref_dir / material / "thermal.json")
-    mod = read_json(model_dir / material / "thermal.json")
+    """One row of ``mdr.csv``: DFT and model values, errors, stability and band MAE, from the
+    material's ``thermal.json`` (references and model) and ``bands.json`` (model)."""
+    bands = model_dir / material / "bands.json"
+    band_mae = float(read_json(bands)["band_mae_THz"]) if bands.is_file() else math.nan
+    return records_row(material, read_json(ref_dir / material / "thermal.json"),
+                       read_json(model_dir / material / "thermal.json"), band_mae, split)
+
+
+def records_row(material: str, ref: dict[str, Any], mod: dict[str, Any], band_mae_THz: float = math.nan,
+                split: str = "") -> dict[str, Any]:
+    """:func:`material_row` from the ``thermal.json`` records themselves (references ``ref``,
+    model ``mod``) and the band MAE in THz."""
     row: dict[str, Any] = {"material": material, "split": split}
     for name in QUANTITIES:
         dft, model = quantity(ref, name), quantity(mod, name)
@@ -49,8 +58,7 @@ def material_row(material: str, model_dir: Path, ref_dir: Path, split: str = "")
     row["stable_model"] = bool(mod["dynamically_stable"])
     row["min_frequency_THz_dft"] = float(ref["min_frequency_THz"])
     row["min_frequency_THz_model"] = float(mod["min_frequency_THz"])
-    bands = model_dir / material / "bands.json"
-    row["band_mae_THz"] = float(read_json(bands)["band_mae_THz"]) if bands.is_file() else math.nan
+    row["band_mae_THz"] = float(band_mae_THz)
     relax = mod.get("relaxation") or {}
     row["relax_converged"] = bool(relax.get("converged", True))
     return row

@@ -1,7 +1,7 @@
 """MACE behind phonft's model interface.
 
 Three sources: a local ``.model`` file, a named MACE-MP foundation model (downloaded by
-mace-torch into its standard cache, ``~/.cache/mace``), or a small random
+:func:`phonft.cache.download` into mace-torch's standard cache, ``~/.cache/mace``), or a small random
 ``ScaleShiftMACE`` built in code (:func:`small_mace`), which tests use because no weights
 ship with mace-torch. The forward pass is MACE's own; phonft passes its own position
 leaf and a zero strain (``displacement``), then takes forces, stresses and
@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -130,6 +131,33 @@ def check_small_mace_options(options: Mapping[str, Any], where: str = "model 'ma
     return out
 
 
+def foundation_file(name: str) -> str:
+    """The checkpoint of the MACE-MP foundation model ``name`` (one of mace-torch's
+    ``mace_mp_names``), in mace-torch's own cache (``$XDG_CACHE_HOME/mace`` or ``~/.cache/mace``,
+    under the file name mace-torch gives it, so either package finds the other's download).
+    A missing file is downloaded by :func:`phonft.cache.download` (progress bar, offline
+    error within seconds); upstream publishes no checksums, so none is pinned."""
+    from phonft.cache import download
+    from phonft.errors import ConfigError
+
+    _import_mace()
+    with unsafe_torch_load_default():  # mace.calculators sets the process-wide switch again
+        from mace.calculators.foundations_models import local_model_path, mace_mp_names, mace_mp_urls
+    from mace.tools.utils import get_cache_dir
+
+    if name not in mace_mp_names or name not in mace_mp_urls:
+        known = ", ".join(n for n in mace_mp_names if n in mace_mp_urls)
+        raise ConfigError(f"model 'mace-mp:{name}': mace-torch knows no foundation model {name!r}. Fix: use one of "
+                          f"{known}, or name a local file as 'mace:/path/to/model.model'.")
+    if name == "medium-mpa-0" and os.path.isfile(local_model_path):
+        return local_model_path
+    url = mace_mp_urls[name]
+    path = Path(get_cache_dir()) / "".join(c for c in os.path.basename(url) if c.isalnum() or c == "_")
+    if not path.is_file():
+        download(f"mace-mp:{name}", url, path)
+    return str(path)
+
+
 class MACEModel(Model):
     backend = "mace"
     readout = "readouts"  # one readout block per interaction, summed into the energy
@@ -149,20 +177,9 @@ class MACEModel(Model):
 
     @classmethod
     def foundation(cls, name: str, dtype: str = "float32", device: str = "cpu") -> "MACEModel":
-        """A MACE-MP foundation model, downloaded once into mace-torch's cache."""
-        from phonft.errors import NetworkError
-
-        _import_mace()
-        with unsafe_torch_load_default():  # mace.calculators sets the process-wide switch again
-            from mace.calculators.foundations_models import download_mace_mp_checkpoint
-
-        try:
-            path = download_mace_mp_checkpoint(name)
-        except Exception as exc:  # urllib raises URLError, socket.timeout, RuntimeError
-            raise NetworkError(f"mace-mp:{name}", f"could not download the MACE-MP model ({exc}).",
-                               "run once with network access (the file is cached in ~/.cache/mace), "
-                               "or name a local file as 'mace:/path/to/model.model'.") from exc
-        return cls.from_file(path, dtype=dtype, device=device, spec=f"mace-mp:{name}")
+        """A MACE-MP foundation model, downloaded once into mace-torch's cache
+        (:func:`foundation_file`)."""
+        return cls.from_file(foundation_file(name), dtype=dtype, device=device, spec=f"mace-mp:{name}")
 
     @property
     def elements(self) -> set[int] | None:
