@@ -200,3 +200,33 @@ def tiny_run_inputs(references, root: Path) -> dict:
     assert main(["finetune", "replay", "--run", "t", "--settings", spec, "--split", str(root / "split.json"),
                  "--references", str(refs), "--out", str(root / "replay"), "--device", "cpu"]) == 0
     return {"refs": refs, "split": root / "split.json", "replay": root / "replay"}
+
+
+def _emt_class():
+    from ase.calculators.emt import EMT
+
+    return EMT
+
+
+class BatchedEMT(_emt_class()):
+    """ASE's EMT with phonft's batched-calculator method (``calculate_batch``): each call
+    evaluates a list of structures and records its length in ``batch_sizes``. Stresses come
+    back in Voigt form, as ASE calculators store them. Model spec: ``ase:phonft_testdata:BatchedEMT``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_sizes: list[int] = []
+
+    def calculate_batch(self, atoms_list, properties):
+        from ase.calculators.emt import EMT
+
+        self.batch_sizes.append(len(atoms_list))
+        out = []
+        for atoms in atoms_list:
+            work = atoms.copy()
+            work.calc = EMT()
+            result = {"energy": work.get_potential_energy(), "forces": work.get_forces()}
+            if "stress" in properties:
+                result["stress"] = work.get_stress()
+            out.append(result)
+        return out

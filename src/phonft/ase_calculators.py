@@ -72,3 +72,23 @@ def make_calculator(name: str, kwargs: dict[str, Any] | None = None, *, what: st
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what} does not take {kwargs_key} {sorted(kwargs or {})} "
                           f"({type(exc).__name__}: {exc}). Fix: correct {kwargs_key}.") from exc
+
+
+ASE_MODEL_PREFIX = "ase:"
+"""Model specs starting with this (``ase:<module>:<Class>``) are evaluation-only ASE calculators
+(:mod:`phonft.models.ase_calc`)."""
+
+
+def is_ase_model(spec: object) -> bool:
+    """Whether the model spec ``spec`` names an evaluation-only ASE calculator."""
+    return str(spec).startswith(ASE_MODEL_PREFIX)
+
+
+def check_trainable(spec: object, where: str) -> None:
+    """Raise a :class:`ConfigError` when the model spec ``spec``, given as ``where`` (a config
+    key), names an evaluation-only ASE calculator, which cannot be fine-tuned or label replay
+    frames for a run. Imports nothing beyond the standard library (the planner calls it)."""
+    if is_ase_model(spec):
+        raise ConfigError(f"{where} is '{spec}', an evaluation-only ASE calculator model: phonft cannot fine-tune "
+                          "it (no gradients of its parameters). Fix: fine-tune a chgnet, mace or nep model, and "
+                          f"list '{spec}' under evaluate.models to score it.")

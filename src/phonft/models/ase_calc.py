@@ -37,19 +37,12 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from phonft.ase_calculators import make_calculator
+from phonft.ase_calculators import ASE_MODEL_PREFIX, make_calculator
 from phonft.errors import ConfigError
 from phonft.models.base import Batch, Model, Outputs
 
 BATCH_METHOD = "calculate_batch"
 """The method name phonft probes for on a calculator object to evaluate a list of structures in one call."""
-PREFIX = "ase:"
-"""Model specs starting with this are evaluation-only ASE calculators."""
-
-
-def is_ase_spec(spec: str) -> bool:
-    """Whether ``spec`` names an evaluation-only ASE calculator model."""
-    return str(spec).startswith(PREFIX)
 
 
 def _evaluation_only(spec: str, action: str) -> ConfigError:
@@ -78,7 +71,7 @@ class ASECalculatorModel(Model):
     def from_spec(cls, spec: str, options: dict[str, Any] | None = None, *, dtype: str = "float64",
                   device: str = "cpu") -> ASECalculatorModel:
         """Build the calculator of ``ase:<module>:<Class>`` with ``options`` as keyword arguments."""
-        target = spec[len(PREFIX):]
+        target = spec[len(ASE_MODEL_PREFIX):]
         if target.count(":") != 1 or not all(target.split(":")):
             raise ConfigError(f"model '{spec}': an ASE calculator model is named 'ase:<module>:<Class>', e.g. "
                               "'ase:ase.calculators.emt:EMT'. Fix: give the module and the class.")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from phonft.ase_calculators import check_trainable
 from phonft.errors import ConfigError
 from phonft.plan.figures import Figure, FigureSet, figure_list
 from phonft.plan.keys import check_keys
@@ -43,6 +44,18 @@ class EvalModel:
     options: Mapping[str, Any] | None = None
     run: str | None = None
     base: str | None = None
+
+
+def extra_model(name: str, entry: str | Mapping[str, Any]) -> EvalModel:
+    """The ``evaluate.models.<name>`` entry: a spec, or ``{spec, model_options}`` (e.g. an
+    ``ase:<module>:<Class>`` calculator and its keyword arguments)."""
+    if isinstance(entry, str):
+        return EvalModel(name, entry)
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("spec"), str) \
+            or set(entry) - {"spec", "model_options"}:
+        raise ConfigError(f"evaluate.models.{name} must be a model spec or a mapping with 'spec' and optionally "
+                          f"'model_options', not {entry!r:.80}. Fix: e.g. {{spec: 'ase:ase.calculators.emt:EMT'}}.")
+    return EvalModel(name, entry["spec"], dict(entry.get("model_options") or {}) or None)
 
 
 class Plan:
@@ -176,14 +189,15 @@ class Plan:
             if "base_model" not in entry:
                 raise ConfigError(f"finetune run '{run}' has no base_model (the schema's default fills it)")
             options = entry.get("model_options") or None
+            check_trainable(entry["base_model"], f"finetune.runs.{run}.base_model")
             if entry["base_model"] == "nep":  # a NEP from scratch: random weights, nothing to score
                 models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, "")
                 continue
             base = model_name(entry["base_model"])
             models.setdefault(base, EvalModel(base, entry["base_model"], options, run))
             models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, base)
-        for name, spec in (self.evaluate.get("models") or {}).items():
-            models[name] = EvalModel(name, spec)
+        for name, entry in (self.evaluate.get("models") or {}).items():
+            models[name] = extra_model(name, entry)
         for name in models:
             check_name("model name", name)
         if "strategies.csv" in models:
