@@ -230,3 +230,32 @@ class BatchedEMT(_emt_class()):
                 result["stress"] = work.get_stress()
             out.append(result)
         return out
+
+
+def emt_cu():
+    """Conventional fcc Cu relaxed under ASE's EMT (cell and positions) to 1e-6 eV/Å."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from phonft.evaluate.relax import relax
+
+    return relax(bulk("Cu", "fcc", a=3.6, cubic=True), EMT(), fmax_eV_A=1e-6, max_steps=2000).atoms
+
+
+def write_emt_cu_reference(root: Path) -> Path:
+    """``root/results/references/Cu``: EMT's own phonons of :func:`emt_cu` (2x2x2 conventional
+    supercell, 32 atoms), made by the structures -> displacements -> references chain with the
+    synthetic ``engine`` format. Returns the references folder."""
+    from phonft.cli import main
+
+    emt_cu().write(root / "Cu.vasp", direct=True)
+    spec = json.dumps({"material": {"structure": {"file": str(root / "Cu.vasp")},
+                                    "reference": {"format": "engine", "calculator": "emt"}}})
+    cell = json.dumps({"protocol": {"supercell_matrix": [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}})
+    r = root / "results"
+    assert main(["structures", "--material", "Cu", "--settings", spec, "--out", str(r / "structures/Cu")]) == 0
+    assert main(["displacements", "--material", "Cu", "--structure", str(r / "structures/Cu/POSCAR"),
+                 "--settings", cell, "--out", str(r / "displacements/Cu")]) == 0
+    assert main(["references", "--material", "Cu", "--settings", spec, "--displacements",
+                 str(r / "displacements/Cu"), "--out", str(r / "references/Cu")]) == 0
+    return r / "references/Cu"

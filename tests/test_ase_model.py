@@ -16,9 +16,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from badinput import phonft
-from phonft.cli import main
 from phonft.errors import ConfigError
-from phonft_testdata import BatchedEMT
+from phonft_testdata import BatchedEMT, emt_cu, write_emt_cu_reference
 
 EMT_SPEC = "ase:ase.calculators.emt:EMT"
 BATCHED_SPEC = "ase:phonft_testdata:BatchedEMT"
@@ -29,28 +28,10 @@ relaxation takes 0 steps: the reference sits at EMT's equilibrium) with the same
 displacements, so they differ only by floating-point rounding (~1e-10 measured)."""
 
 
-def _emt_cu():
-    """Conventional fcc Cu relaxed under EMT (cell and positions) to 1e-6 eV/Å."""
-    from phonft.evaluate.relax import relax
-
-    return relax(bulk("Cu", "fcc", a=3.6, cubic=True), EMT(), fmax_eV_A=1e-6, max_steps=2000).atoms
-
-
 @pytest.fixture(scope="module")
-def emt_cu(tmp_path_factory):
-    """The work folder holding ``results/references/Cu`` (EMT forces, 2x2x2 conventional supercell)."""
-    root = tmp_path_factory.mktemp("emt-cu")
-    _emt_cu().write(root / "Cu.vasp", direct=True)
-    spec = json.dumps({"material": {"structure": {"file": str(root / "Cu.vasp")},
-                                    "reference": {"format": "engine", "calculator": "emt"}}})
-    cell = json.dumps({"protocol": {"supercell_matrix": [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}})
-    r = root / "results"
-    assert main(["structures", "--material", "Cu", "--settings", spec, "--out", str(r / "structures/Cu")]) == 0
-    assert main(["displacements", "--material", "Cu", "--structure", str(r / "structures/Cu/POSCAR"),
-                 "--settings", cell, "--out", str(r / "displacements/Cu")]) == 0
-    assert main(["references", "--material", "Cu", "--settings", spec, "--displacements",
-                 str(r / "displacements/Cu"), "--out", str(r / "references/Cu")]) == 0
-    return root
+def emt_cu_ref(tmp_path_factory):
+    """EMT's own references folder of fcc Cu (:func:`phonft_testdata.write_emt_cu_reference`)."""
+    return write_emt_cu_reference(tmp_path_factory.mktemp("emt-cu"))
 
 
 def _model(spec: str = EMT_SPEC, options=None):
@@ -62,28 +43,27 @@ def _model(spec: str = EMT_SPEC, options=None):
 def _rattled_cells(n: int) -> list:
     cells = []
     for seed in range(n):
-        atoms = _emt_cu().repeat(2)
+        atoms = emt_cu().repeat(2)
         atoms.rattle(0.03, seed=seed)
         cells.append(atoms)
     return cells
 
 
-def test_mdr_errors_against_its_own_reference_are_zero(emt_cu):
+def test_mdr_errors_against_its_own_reference_are_zero(emt_cu_ref, tmp_path):
     from phonft.evaluate.metrics import QUANTITIES, mdr_table
     from phonft.evaluate.run import evaluate_material
 
-    out = emt_cu / "results" / "evaluate" / "emt"
-    thermal = evaluate_material(EMT_SPEC, emt_cu / "results/references/Cu", "Cu", out / "Cu", device="cpu",
-                                name="emt")
+    out = tmp_path / "results" / "evaluate" / "emt"
+    thermal = evaluate_material(EMT_SPEC, emt_cu_ref, "Cu", out / "Cu", device="cpu", name="emt")
     assert thermal["model"] == EMT_SPEC and thermal["relaxation"]["n_steps"] == 0
-    row = mdr_table(["Cu"], out, emt_cu / "results" / "references").iloc[0]
+    row = mdr_table(["Cu"], out, emt_cu_ref.parent).iloc[0]
     for name in QUANTITIES:
         assert abs(row[f"{name}_abs_err"]) < MDR_TOLERANCE, (name, row[f"{name}_abs_err"])
     assert row["band_mae_THz"] < MDR_TOLERANCE
     assert 250 < thermal["omega_max_K"] < 450  # EMT Cu, ~8 THz
 
 
-def test_forces_energy_and_stress_are_emt_s(emt_cu):
+def test_forces_energy_and_stress_are_emt_s():
     model = _model()
     cells = _rattled_cells(2)
     results = model.predict(cells, stress=True)
@@ -122,7 +102,7 @@ def test_kappa_batched_equals_loop():
     cells), a 7x7x7 mesh; 0 relaxation steps at EMT's lattice."""
     from phonft.evaluate import kappa as K
 
-    a = float(_emt_cu().cell.lengths()[0])
+    a = float(emt_cu().cell.lengths()[0])
     cubic = ((3, 0, 0), (0, 3, 0), (0, 0, 3))
     task = K.KappaTask("Cu-EMT", bulk("Cu", "fcc", a=a), cubic, cubic, "auto", (7, 7, 7), "Cu")
     batched = _model(BATCHED_SPEC)
@@ -152,14 +132,14 @@ def test_it_is_evaluation_only(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_cli_scores_an_ase_model(emt_cu, tmp_path):
+def test_cli_scores_an_ase_model(emt_cu_ref, tmp_path):
     proc = phonft("evaluate", "mdr", "--model", EMT_SPEC, "--name", "emt", "--reference",
-                  str(emt_cu / "results/references/Cu"), "--material", "Cu", "--settings",
+                  str(emt_cu_ref), "--material", "Cu", "--settings",
                   json.dumps({"model_options": {}}), "--out", "results/evaluate/emt/Cu", "--device", "cpu",
                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     thermal = json.loads((tmp_path / "results/evaluate/emt/Cu/thermal.json").read_text())
-    reference = json.loads((emt_cu / "results/references/Cu/thermal.json").read_text())
+    reference = json.loads((emt_cu_ref / "thermal.json").read_text())
     assert thermal["model"] == EMT_SPEC and thermal["model_name"] == "emt"
     assert abs(thermal["omega_max_K"] - reference["omega_max_K"]) < MDR_TOLERANCE
 
@@ -168,9 +148,10 @@ def test_cli_scores_an_ase_model(emt_cu, tmp_path):
 
 
 def test_evaluate_models_take_a_spec_with_model_options():
+    from test_plan import load_config
+
     from phonft.plan import Plan
     from phonft.plan.settings import settings
-    from test_plan import load_config
 
     entry = {"spec": EMT_SPEC, "model_options": {"asap_cutoff": True}}
     plan = Plan(load_config(extra={"evaluate": {"models": {"emt": entry, "emt-plain": {"spec": EMT_SPEC}}}}))
@@ -180,14 +161,15 @@ def test_evaluate_models_take_a_spec_with_model_options():
 
 
 def test_fine_tuning_an_ase_model_is_refused_at_planning():
+    from test_plan import load_config
+
     from phonft.finetune.settings import ReplaySettings, TrainSettings
     from phonft.plan import Plan
-    from test_plan import load_config
 
     config = load_config(extra={"finetune": {"runs": {"chgnet-pft": {"base_model": EMT_SPEC}}}})
     with pytest.raises(ConfigError, match=r"finetune.runs.chgnet-pft.base_model is 'ase:ase.calculators.emt:EMT', "
                                           "an evaluation-only ASE calculator"):
-        Plan(config).models
+        _ = Plan(config).models
     for cls in (TrainSettings, ReplaySettings):
         with pytest.raises(ConfigError, match="evaluation-only ASE calculator"):
             cls(base_model=EMT_SPEC)

@@ -11,51 +11,29 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from phonft.ase_calculators import check_trainable
 from phonft.errors import ConfigError
+from phonft.plan.evalmodels import EvalModel, extra_model
 from phonft.plan.figures import Figure, FigureSet, figure_list
 from phonft.plan.keys import check_keys
 from phonft.plan.layout import RESERVED_MATERIALS, VARIANTS, Layout, check_name
 from phonft.plan.runs import Split, local_gnep_sources, run_split
 from phonft.protocols import supercell_rows
-from phonft.specs import ReferenceSpec, SpecError, check_material, material_reference, resolve
+from phonft.specs import (
+    ReferenceSpec,
+    SpecError,
+    check_material,
+    material_reference,
+    resolve,
+)
 
 
 def model_name(spec: str) -> str:
     """A folder-safe name of a model spec: ``mace-mp:medium-0b3`` -> ``mace-mp-medium-0b3``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-")
-
-
-@dataclass(frozen=True)
-class EvalModel:
-    """A model that ``evaluate`` scores (a folder of ``results/evaluate``).
-
-    ``spec`` is the model spec or, for a fine-tuned model, its file; ``run`` the run whose
-    split gives the materials' roles (None: every material is ``unseen``); ``base`` the
-    base model's name, for fine-tuned models.
-    """
-
-    name: str
-    spec: str
-    options: Mapping[str, Any] | None = None
-    run: str | None = None
-    base: str | None = None
-
-
-def extra_model(name: str, entry: str | Mapping[str, Any]) -> EvalModel:
-    """The ``evaluate.models.<name>`` entry: a spec, or ``{spec, model_options}`` (e.g. an
-    ``ase:<module>:<Class>`` calculator and its keyword arguments)."""
-    if isinstance(entry, str):
-        return EvalModel(name, entry)
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("spec"), str) \
-            or set(entry) - {"spec", "model_options"}:
-        raise ConfigError(f"evaluate.models.{name} must be a model spec or a mapping with 'spec' and optionally "
-                          f"'model_options', not {entry!r:.80}. Fix: e.g. {{spec: 'ase:ase.calculators.emt:EMT'}}.")
-    return EvalModel(name, entry["spec"], dict(entry.get("model_options") or {}) or None)
 
 
 class Plan:

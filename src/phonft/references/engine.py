@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from phonft.ase_calculators import make_calculator
 from phonft.atoms import to_ase
-from phonft.phonopy_files import load_phonopy_yaml, normalised_phonopy
 from phonft.phonons import remove_drift
+from phonft.phonopy_files import load_phonopy_yaml, normalised_phonopy
 from phonft.references.readers import RawReference, check_forces
 
 
