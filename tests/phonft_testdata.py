@@ -232,30 +232,44 @@ class BatchedEMT(_emt_class()):
         return out
 
 
-def emt_cu():
-    """Conventional fcc Cu relaxed under ASE's EMT (cell and positions) to 1e-6 eV/Å."""
-    from ase.build import bulk
+def emt_relaxed(atoms):
+    """``atoms`` relaxed under ASE's EMT (cell and positions, symmetry kept) to 1e-6 eV/Å."""
     from ase.calculators.emt import EMT
 
     from phonft.evaluate.relax import relax
 
-    return relax(bulk("Cu", "fcc", a=3.6, cubic=True), EMT(), fmax_eV_A=1e-6, max_steps=2000).atoms
+    return relax(atoms, EMT(), fmax_eV_A=1e-6, max_steps=2000).atoms
+
+
+def emt_cu():
+    """Conventional fcc Cu at EMT's equilibrium lattice."""
+    from ase.build import bulk
+
+    return emt_relaxed(bulk("Cu", "fcc", a=3.6, cubic=True))
+
+
+def write_emt_reference(root: Path, material: str, atoms, supercell: int) -> Path:
+    """``root/results/references/<material>``: EMT's own phonons of ``atoms`` (an
+    ``supercell`` x ``supercell`` x ``supercell`` supercell), made by the structures ->
+    displacements -> references chain with the synthetic ``engine`` format. Returns the
+    references folder."""
+    from phonft.cli import main
+
+    atoms.write(root / f"{material}.vasp", direct=True)
+    spec = json.dumps({"material": {"structure": {"file": str(root / f"{material}.vasp")},
+                                    "reference": {"format": "engine", "calculator": "emt"}}})
+    cell = json.dumps({"protocol": {"supercell_matrix": (np.eye(3, dtype=int) * supercell).tolist()}})
+    r = root / "results"
+    assert main(["structures", "--material", material, "--settings", spec, "--out",
+                 str(r / "structures" / material)]) == 0
+    assert main(["displacements", "--material", material, "--structure", str(r / "structures" / material / "POSCAR"),
+                 "--settings", cell, "--out", str(r / "displacements" / material)]) == 0
+    assert main(["references", "--material", material, "--settings", spec, "--displacements",
+                 str(r / "displacements" / material), "--out", str(r / "references" / material)]) == 0
+    return r / "references" / material
 
 
 def write_emt_cu_reference(root: Path) -> Path:
-    """``root/results/references/Cu``: EMT's own phonons of :func:`emt_cu` (2x2x2 conventional
-    supercell, 32 atoms), made by the structures -> displacements -> references chain with the
-    synthetic ``engine`` format. Returns the references folder."""
-    from phonft.cli import main
-
-    emt_cu().write(root / "Cu.vasp", direct=True)
-    spec = json.dumps({"material": {"structure": {"file": str(root / "Cu.vasp")},
-                                    "reference": {"format": "engine", "calculator": "emt"}}})
-    cell = json.dumps({"protocol": {"supercell_matrix": [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}})
-    r = root / "results"
-    assert main(["structures", "--material", "Cu", "--settings", spec, "--out", str(r / "structures/Cu")]) == 0
-    assert main(["displacements", "--material", "Cu", "--structure", str(r / "structures/Cu/POSCAR"),
-                 "--settings", cell, "--out", str(r / "displacements/Cu")]) == 0
-    assert main(["references", "--material", "Cu", "--settings", spec, "--displacements",
-                 str(r / "displacements/Cu"), "--out", str(r / "references/Cu")]) == 0
-    return r / "references/Cu"
+    """EMT's own references folder of fcc Cu (:func:`emt_cu`, 2x2x2 conventional supercell,
+    32 atoms): ``root/results/references/Cu``."""
+    return write_emt_reference(root, "Cu", emt_cu(), 2)

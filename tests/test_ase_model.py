@@ -17,7 +17,7 @@ from ase.calculators.emt import EMT
 
 from badinput import phonft
 from phonft.errors import ConfigError
-from phonft_testdata import BatchedEMT, emt_cu, write_emt_cu_reference
+from phonft_testdata import BatchedEMT, emt_cu, emt_relaxed, write_emt_cu_reference, write_emt_reference
 
 EMT_SPEC = "ase:ase.calculators.emt:EMT"
 BATCHED_SPEC = "ase:phonft_testdata:BatchedEMT"
@@ -114,6 +114,25 @@ def test_kappa_batched_equals_loop():
     k_loop, k_batched = (np.asarray(r["kappa_tot_W_mK"], dtype=float) for r in records)
     assert np.all(np.isfinite(k_loop)) and 1 < k_loop[0, 0] < 100  # EMT Cu: ~13 W/m-K on this mesh
     np.testing.assert_allclose(k_batched, k_loop, rtol=1e-12, atol=1e-12)
+
+
+def test_double_well_of_an_unstable_emt_reference(tmp_path):
+    """bcc Cu is dynamically unstable under EMT (-1.14 THz at a commensurate q): scored
+    against its own EMT reference, the model's energy along the mode follows the harmonic
+    one at small amplitude (anharmonicity: 0.7% measured at Q = 0.5 amu^1/2 Å) and bends back
+    up into a well."""
+    from phonft.evaluate.run import evaluate_double_well
+
+    ref = write_emt_reference(tmp_path, "Cu-bcc", emt_relaxed(bulk("Cu", "bcc", a=2.87, cubic=True)), 2)
+    well = evaluate_double_well(EMT_SPEC, ref, "Cu-bcc", tmp_path / "well.json", device="cpu")
+    amps = np.asarray(well["amplitudes_amu_half_A"])
+    e_dft, e_model = (np.asarray(well[k]) for k in ("energy_dft_harmonic_eV_per_cell", "energy_model_eV_per_cell"))
+    small = np.isclose(np.abs(amps), 0.5)
+    assert well["dft_frequency_THz"] < -0.5 and small.sum() == 2
+    np.testing.assert_allclose(e_model[small], e_dft[small], rtol=0.02)
+    np.testing.assert_allclose(e_model, e_model[::-1], rtol=0, atol=1e-9)  # E(Q) = E(-Q) in a cubic crystal
+    assert well["model_well_depth_meV_per_cell"] > 0 and well["model_minimum_amplitude_amu_half_A"] > 0
+    assert (tmp_path / "well.json").is_file()
 
 
 def test_model_options_are_the_calculator_s_keyword_arguments():
