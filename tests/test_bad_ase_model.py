@@ -52,3 +52,12 @@ def test_finetune_train_refuses_an_ase_base_model(tmp_path):
             "--out", "results/finetune/r", "--device", "cpu"]
     assert_clean_failure(args, cwd=tmp_path, message="finetune.runs.<run>.base_model is "
                                                      "'ase:ase.calculators.emt:EMT', an evaluation-only ASE calculator")
+
+
+def test_a_calculator_that_does_not_know_the_material(references, tmp_path):
+    """EMT has no potential for Na or Cl: the model is tried on the unit cell before the
+    relaxation, and the calculator's own error becomes one line."""
+    line = assert_clean_failure(_mdr("ase:ase.calculators.emt:EMT", references("NaCl")), cwd=tmp_path,
+                                message="model 'ase:ase.calculators.emt:EMT' failed on Cl4Na4 (NotImplementedError: "
+                                        "No EMT-potential for")
+    assert "Fix: score it only on materials whose elements its calculator knows" in line

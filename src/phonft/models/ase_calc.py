@@ -38,7 +38,7 @@ import torch
 from ase import Atoms
 
 from phonft.ase_calculators import ASE_MODEL_PREFIX, make_calculator
-from phonft.errors import ConfigError
+from phonft.errors import ConfigError, PhonftError
 from phonft.models.base import Batch, Model, Outputs
 
 BATCH_METHOD = "calculate_batch"
@@ -81,6 +81,21 @@ class ASECalculatorModel(Model):
     @property
     def elements(self) -> set[int] | None:
         return None  # an ASE calculator does not say which elements it knows
+
+    def check_elements(self, atoms: Atoms, where: str) -> None:
+        """Evaluate the calculator once on ``atoms`` (the unit cell, before any relaxation):
+        a calculator that cannot handle it (an element it does not know, a missing file)
+        raises a :class:`ConfigError` naming the model, ``where`` and the calculator's own
+        message, instead of a traceback in the middle of the protocol."""
+        try:
+            self._one(_bare(atoms), stress=False)
+        except PhonftError:
+            raise
+        except Exception as exc:  # any calculator's own error type: report it in one line
+            detail = " ".join(str(exc).split())[:300]
+            raise ConfigError(f"{where}: model '{self.spec}' failed on {atoms.get_chemical_formula()} "
+                              f"({type(exc).__name__}: {detail}). Fix: score it only on materials whose elements "
+                              "its calculator knows, or correct its model_options.") from exc
 
     @property
     def batched(self) -> bool:
