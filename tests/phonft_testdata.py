@@ -200,3 +200,76 @@ def tiny_run_inputs(references, root: Path) -> dict:
     assert main(["finetune", "replay", "--run", "t", "--settings", spec, "--split", str(root / "split.json"),
                  "--references", str(refs), "--out", str(root / "replay"), "--device", "cpu"]) == 0
     return {"refs": refs, "split": root / "split.json", "replay": root / "replay"}
+
+
+def _emt_class():
+    from ase.calculators.emt import EMT
+
+    return EMT
+
+
+class BatchedEMT(_emt_class()):
+    """ASE's EMT with phonft's batched-calculator method (``calculate_batch``): each call
+    evaluates a list of structures and records its length in ``batch_sizes``. Stresses come
+    back in Voigt form, as ASE calculators store them. Model spec: ``ase:phonft_testdata:BatchedEMT``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_sizes: list[int] = []
+
+    def calculate_batch(self, atoms_list, properties):
+        from ase.calculators.emt import EMT
+
+        self.batch_sizes.append(len(atoms_list))
+        out = []
+        for atoms in atoms_list:
+            work = atoms.copy()
+            work.calc = EMT()
+            result = {"energy": work.get_potential_energy(), "forces": work.get_forces()}
+            if "stress" in properties:
+                result["stress"] = work.get_stress()
+            out.append(result)
+        return out
+
+
+def emt_relaxed(atoms):
+    """``atoms`` relaxed under ASE's EMT (cell and positions, symmetry kept) to 1e-6 eV/Å."""
+    from ase.calculators.emt import EMT
+
+    from phonft.evaluate.relax import relax
+
+    return relax(atoms, EMT(), fmax_eV_A=1e-6, max_steps=2000).atoms
+
+
+def emt_cu():
+    """Conventional fcc Cu at EMT's equilibrium lattice."""
+    from ase.build import bulk
+
+    return emt_relaxed(bulk("Cu", "fcc", a=3.6, cubic=True))
+
+
+def write_emt_reference(root: Path, material: str, atoms, supercell: int) -> Path:
+    """``root/results/references/<material>``: EMT's own phonons of ``atoms`` (an
+    ``supercell`` x ``supercell`` x ``supercell`` supercell), made by the structures ->
+    displacements -> references chain with the synthetic ``engine`` format. Returns the
+    references folder."""
+    from phonft.cli import main
+
+    atoms.write(root / f"{material}.vasp", direct=True)
+    spec = json.dumps({"material": {"structure": {"file": str(root / f"{material}.vasp")},
+                                    "reference": {"format": "engine", "calculator": "emt"}}})
+    cell = json.dumps({"protocol": {"supercell_matrix": (np.eye(3, dtype=int) * supercell).tolist()}})
+    r = root / "results"
+    assert main(["structures", "--material", material, "--settings", spec, "--out",
+                 str(r / "structures" / material)]) == 0
+    assert main(["displacements", "--material", material, "--structure", str(r / "structures" / material / "POSCAR"),
+                 "--settings", cell, "--out", str(r / "displacements" / material)]) == 0
+    assert main(["references", "--material", material, "--settings", spec, "--displacements",
+                 str(r / "displacements" / material), "--out", str(r / "references" / material)]) == 0
+    return r / "references" / material
+
+
+def write_emt_cu_reference(root: Path) -> Path:
+    """EMT's own references folder of fcc Cu (:func:`emt_cu`, 2x2x2 conventional supercell,
+    32 atoms): ``root/results/references/Cu``."""
+    return write_emt_reference(root, "Cu", emt_cu(), 2)

@@ -75,7 +75,7 @@ def _results(atoms: Atoms) -> tuple[float | None, np.ndarray, np.ndarray | None]
 
 def engine_labels(frames: Sequence[Atoms], calculator: str, kwargs: dict[str, Any] | None = None) -> None:
     """Label ``frames`` with an ASE calculator (``emt``, ``lj``, ``morse`` or ``module:Class``)."""
-    from phonft.references.engine import make_calculator
+    from phonft.ase_calculators import make_calculator
 
     calc = make_calculator(calculator, kwargs)
     for a in frames:

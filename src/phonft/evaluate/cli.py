@@ -147,7 +147,8 @@ CACHE_HELP = "download cache (default: $PHONFT_CACHE or ~/.cache/phonft)"
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model spec: chgnet, mace:<file>, results/finetune/<run>/model.pt")
+    p.add_argument("--model", required=True, help="model spec: chgnet, mace:<file>, results/finetune/<run>/model.pt, "
+                   "ase:<module>:<Class> (an ASE calculator; model_options are its keyword arguments)")
     p.add_argument("--name", help="the model's name in results/evaluate/<name> (default: the spec)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 

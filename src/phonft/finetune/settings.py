@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from phonft.ase_calculators import check_trainable
 from phonft.errors import ConfigError
 from phonft.finetune.gnep.settings import GNEPSettings
 from phonft.protocols import Protocol
@@ -232,6 +233,7 @@ class TrainSettings(Protocol):
         if self.epochs < (0 if self.gnep_data else 1):
             raise ConfigError(f"finetune.runs.<run>.epochs must be at least 1 (0 only with gnep_data: GNEP alone), "
                               f"not {self.epochs}.")
+        check_trainable(self.base_model, "finetune.runs.<run>.base_model")
         if self.base_model == "nep" and not self.gnep_data:
             raise ConfigError("finetune.runs.<run>: base_model 'nep' is a NEP from scratch (random weights), but "
                               "gnep_data is empty, so nothing would train it before PFT. Fix: set gnep_data (e.g. "
@@ -327,6 +329,7 @@ class ReplaySettings(Protocol):
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_trainable(self.base_model, "finetune.runs.<run>.base_model (the replay set's labeller)")
         if self.structures not in REPLAY_STRUCTURES:
             raise ConfigError(f"replay.structures must be one of {REPLAY_STRUCTURES}, not {self.structures!r}")
         if self.copies < 1 or not 0.0 <= self.val_fraction < 1.0:

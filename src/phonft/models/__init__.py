@@ -12,12 +12,15 @@ Spec strings name a model everywhere in phonft (config, CLI, results):
 ``nep``                        a NEP from scratch, its architecture from ``options``/``nep.in``
 ``nep:/path/nep.txt``          a GPUMD ``nep.txt`` (or a phonft NEP ``model.pt``)
 ``results/finetune/<run>/model.pt`` a phonft fine-tuned model (backend from its content)
+``ase:<module>:<Class>``       any ASE calculator class, built with ``options`` as keyword
+                               arguments; evaluation only (:mod:`phonft.models.ase_calc`)
 ============================== ====================================================
 
 A model file's backend is told by its content (CHGNet's ``{"model": as_dict()}`` or a
 pickled MACE module); a ``chgnet:``/``mace:`` prefix must agree with it. A truncated,
 corrupt or foreign file raises one :class:`~phonft.errors.InputFileError` naming it.
-``options`` (the config's ``model_options``) configure only ``mace-small`` and ``nep``;
+``options`` (the config's ``model_options``) configure ``mace-small``, ``nep`` and, as the
+calculator's keyword arguments, ``ase:`` models;
 pretrained models take none, and model files ignore them (a fine-tuned model shares its
 run's options) but still refuse keys that are neither mace-small's nor nep's.
 """
@@ -107,7 +110,9 @@ def _from_path(path: Path, spec: str, dtype: str, device: str, backend: str | No
 def _checked_options(spec: str, kind: str, options: Any) -> dict[str, Any]:
     """``options`` as keyword arguments of the model ``spec`` builds.
 
-    Only ``mace-small`` takes options (:func:`phonft.models.mace.check_small_mace_options`).
+    ``mace-small`` takes options (:func:`phonft.models.mace.check_small_mace_options`), ``nep``
+    its architecture, an ``ase:`` model its calculator's keyword arguments (checked by the
+    calculator's constructor).
     A model file ignores them, because a fine-tuned model shares its run's options, but
     their keys must still be mace-small's; a pretrained model takes none.
     """
@@ -116,6 +121,8 @@ def _checked_options(spec: str, kind: str, options: Any) -> dict[str, Any]:
     if not isinstance(options, Mapping):
         raise ConfigError(f"model '{spec}': model_options must be a mapping of option names to values, not "
                           f"{type(options).__name__} {options!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.")
+    if kind == "ase":
+        return dict(options)  # the calculator's keyword arguments, checked by its constructor
     from phonft.models.mace import check_small_mace_options, small_mace
 
     if kind == "mace-small":
@@ -162,10 +169,15 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "auto",
         return MACEModel(module, spec=spec, dtype=dtype, device=device)
     if kind == "nep":
         return _nep(spec, arg, options, dtype, device)
+    if kind == "ase":
+        from phonft.models.ase_calc import ASECalculatorModel
+
+        return ASECalculatorModel.from_spec(spec, options, dtype=dtype, device=device)
     if os.sep in spec or spec.endswith((".model", ".pth.tar", ".pt")):
         return _from_path(Path(spec), spec, dtype, device)
     raise ConfigError(f"unknown model spec '{spec}'. Fix: use chgnet, chgnet:<file>, mace:<file>, "
-                      "mace-mp:<name>, mace-small, nep, nep:<nep.txt>, or the path of a fine-tuned model.")
+                      "mace-mp:<name>, mace-small, nep, nep:<nep.txt>, ase:<module>:<Class>, or the path of a "
+                      "fine-tuned model.")
 
 
 def _nep(spec: str, arg: str, options: dict[str, Any], dtype: str, device: str) -> Model:

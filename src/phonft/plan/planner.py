@@ -11,38 +11,29 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from phonft.ase_calculators import check_trainable
 from phonft.errors import ConfigError
+from phonft.plan.evalmodels import EvalModel, extra_model
 from phonft.plan.figures import Figure, FigureSet, figure_list
 from phonft.plan.keys import check_keys
 from phonft.plan.layout import RESERVED_MATERIALS, VARIANTS, Layout, check_name
 from phonft.plan.runs import Split, local_gnep_sources, run_split
 from phonft.protocols import supercell_rows
-from phonft.specs import ReferenceSpec, SpecError, check_material, material_reference, resolve
+from phonft.specs import (
+    ReferenceSpec,
+    SpecError,
+    check_material,
+    material_reference,
+    resolve,
+)
 
 
 def model_name(spec: str) -> str:
     """A folder-safe name of a model spec: ``mace-mp:medium-0b3`` -> ``mace-mp-medium-0b3``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-")
-
-
-@dataclass(frozen=True)
-class EvalModel:
-    """A model that ``evaluate`` scores (a folder of ``results/evaluate``).
-
-    ``spec`` is the model spec or, for a fine-tuned model, its file; ``run`` the run whose
-    split gives the materials' roles (None: every material is ``unseen``); ``base`` the
-    base model's name, for fine-tuned models.
-    """
-
-    name: str
-    spec: str
-    options: Mapping[str, Any] | None = None
-    run: str | None = None
-    base: str | None = None
 
 
 class Plan:
@@ -176,14 +167,15 @@ class Plan:
             if "base_model" not in entry:
                 raise ConfigError(f"finetune run '{run}' has no base_model (the schema's default fills it)")
             options = entry.get("model_options") or None
+            check_trainable(entry["base_model"], f"finetune.runs.{run}.base_model")
             if entry["base_model"] == "nep":  # a NEP from scratch: random weights, nothing to score
                 models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, "")
                 continue
             base = model_name(entry["base_model"])
             models.setdefault(base, EvalModel(base, entry["base_model"], options, run))
             models[run] = EvalModel(run, self.layout.path("model", run=run), options, run, base)
-        for name, spec in (self.evaluate.get("models") or {}).items():
-            models[name] = EvalModel(name, spec)
+        for name, entry in (self.evaluate.get("models") or {}).items():
+            models[name] = extra_model(name, entry)
         for name in models:
             check_name("model name", name)
         if "strategies.csv" in models:
