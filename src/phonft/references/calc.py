@@ -113,6 +113,12 @@ def _parse_one(out: ForceFile, ph: Phonopy, interface: str, what: str) -> np.nda
         else:
             ds = get_calc_dataset(interface, natom, [source], verbose=False)
         forces = np.asarray(ds["forces"], dtype=float)
+    if forces.size == 0:
+        label = interface_label(interface)
+        raise InputFileError(out.blamed, f"{'member ' + out.label + ' ' if out.label != out.blamed.name else ''}"
+                             f"holds no forces that phonopy's {label} reader finds: it is not a {label} force "
+                             "output (another code's file, or a run that stopped early).",
+                             f"list the {label} outputs, or set interface to the code that wrote the files.")
     return check_forces(forces, 1, natom, out.blamed)[0]
 
 
