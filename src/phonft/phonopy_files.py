@@ -143,6 +143,19 @@ def _scale_dataset(dataset: dict, to_A: float, to_eV_per_A: float) -> dict:
     return ds
 
 
+def read_code_unitcell(path: Path, interface: str) -> PhonopyAtoms:
+    """The unit cell in the structure file ``path`` of code ``interface`` (phonopy's reader,
+    :func:`phonopy.interface.calculator.read_crystal_structure`), in Å."""
+    from phonopy.interface.calculator import read_crystal_structure
+
+    path = require_file(Path(path))
+    with decompressed(path) as plain, reading(path, f"a {interface} unit cell"):
+        cell, _ = read_crystal_structure(str(plain), interface_mode=interface)
+        if cell is None:
+            raise ValueError("no structure found")
+    return scale_atoms(cell, get_calculator_physical_units(interface).distance_to_A)
+
+
 def normalised_phonopy(phonon: Phonopy, dataset: dict | None = None) -> Phonopy:
     """A copy of ``phonon`` in VASP units (Å, eV/Å) with ``dataset`` (default: its own).
 

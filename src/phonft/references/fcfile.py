@@ -26,26 +26,11 @@ from typing import Any
 
 import numpy as np
 from phonopy import Phonopy
-from phonopy.structure.atoms import PhonopyAtoms
 
 from phonft.errors import InputFileError
-from phonft.phonopy_files import decompressed, reading, require_file
+from phonft.phonopy_files import decompressed, read_code_unitcell, reading, require_file
 
 _FIX_FC = "give the force constants of the supercell that unitcell and supercell_matrix make (phonopy's atom order)."
-
-
-def read_unitcell(path: Path, interface: str) -> PhonopyAtoms:
-    """The unit cell of ``path`` (a structure file of ``interface``), in Å."""
-    from phonopy.interface.calculator import get_calculator_physical_units, read_crystal_structure
-
-    from phonft.phonopy_files import scale_atoms
-
-    require_file(path)
-    with decompressed(path) as plain, reading(path, f"a {interface} unit cell"):
-        cell, _ = read_crystal_structure(str(plain), interface_mode=interface)
-        if cell is None:
-            raise ValueError("no structure found")
-    return scale_atoms(cell, get_calculator_physical_units(interface).distance_to_A)
 
 
 def _fc_unit_factor(unit: str | None, interface: str) -> float:
@@ -112,7 +97,7 @@ def read_force_constants(fc_file: str | os.PathLike, unitcell: str | os.PathLike
                          supercell_matrix: Any, primitive_matrix: Any = "auto") -> Phonopy:
     """A phonopy object (Å) with the file's force constants (eV/Å², full) and no dataset."""
     fc_file, unitcell = require_file(Path(fc_file)), Path(unitcell)
-    cell = read_unitcell(unitcell, interface)
+    cell = read_code_unitcell(unitcell, interface)
     smat = np.asarray(supercell_matrix, dtype=int)
     smat = np.diag(smat) if smat.shape == (3,) else smat
     with warnings.catch_warnings():  # 'auto' is asked for explicitly; phonopy warns that v3 defaulted to 'P'
