@@ -7,27 +7,27 @@ its data, with the readers of :mod:`phonft.references.readers`.
 
 Formats and their keys (paths relative to ``path`` when it is a folder):
 
-=============  =====================================================================
-format         files
-=============  =====================================================================
-phonopy_yaml   ``path``: phonopy_params.yaml / phonopy.yaml with forces
-force_sets     ``path``/``phonopy_disp`` (phonopy_disp.yaml), ``force_sets``
-               (FORCE_SETS), ``born`` (BORN, used when present)
-vasprun        ``path``/``phonopy_disp`` + ``files``: vasprun.xml per displacement,
-               or tar archives of them
-qe             ``path``/``phonopy_disp`` + ``files``: pw.x outputs per displacement
-calc           ``interface`` (any of :data:`INTERFACES`) + ``path``/``phonopy_disp``
-               (written for that interface) + ``files``: the code's force output per
-               displacement; ``vasprun`` and ``qe`` are ``calc`` for vasp and qe
-force_constants ``path``/``force_constants`` (FORCE_CONSTANTS, force_constants.hdf5, or a
-               VASP DFPT vasprun.xml) + ``unitcell`` (a structure file of ``interface``,
-               default vasp) + ``supercell_matrix`` (+ ``primitive_matrix``, ``born``)
-mdr            ``path``: MDR phonon yaml or yaml.bz2
-phono3py       ``path``: phono3py_params.yaml(.xz), or a folder with
-               ``phono3py_disp`` (phono3py_disp.yaml) and ``forces_fc3`` (FORCES_FC3)
-engine         ``calculator`` (+ ``calculator_kwargs``): an ASE calculator computes the
-               forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
-=============  =====================================================================
+================  =====================================================================
+format            files
+================  =====================================================================
+phonopy_yaml      ``path``: phonopy_params.yaml / phonopy.yaml with forces
+force_sets        ``path``/``phonopy_disp`` (phonopy_disp.yaml), ``force_sets``
+                  (FORCE_SETS), ``born`` (BORN, used when present)
+vasprun           ``path``/``phonopy_disp`` + ``files``: vasprun.xml per displacement,
+                  or tar archives of them
+qe                ``path``/``phonopy_disp`` + ``files``: pw.x outputs per displacement
+calc              ``interface`` (any of :data:`INTERFACES`) + ``path``/``phonopy_disp``
+                  (written for that interface) + ``files``: the code's force output per
+                  displacement; ``vasprun`` and ``qe`` are ``calc`` for vasp and qe
+force_constants   ``path``/``force_constants`` (FORCE_CONSTANTS, force_constants.hdf5, or a
+                  VASP DFPT vasprun.xml) + ``unitcell`` (a structure file of ``interface``,
+                  default vasp) + ``supercell_matrix`` (+ ``primitive_matrix``, ``born``)
+mdr               ``path``: MDR phonon yaml or yaml.bz2
+phono3py          ``path``: phono3py_params.yaml(.xz), or a folder with
+                  ``phono3py_disp`` (phono3py_disp.yaml) and ``forces_fc3`` (FORCES_FC3)
+engine            ``calculator`` (+ ``calculator_kwargs``): an ASE calculator computes the
+                  forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
+================  =====================================================================
 
 A material's ``augment`` block (``{labels: {format: ..., ...}}``, the augment stage's label
 source) is checked here too (:func:`check_augment`); its formats are :data:`LABEL_FORMATS`.

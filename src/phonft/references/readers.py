@@ -1,11 +1,15 @@
 """Readers of DFT phonon results, one per format, into one in-memory form.
 
 Every reader returns a :class:`RawReference`: a :class:`phonopy.Phonopy` object in
-phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces, plus a
+phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces (or, for
+``force_constants``, no dataset and the force constants in eV/Å²), plus a
 :class:`phono3py.Phono3py` object where third-order data exist. Readers never write files.
 Any problem with an input (missing, truncated, corrupt, inconsistent) is raised as an
-:class:`~phonft.errors.InputFileError` naming the file; vasprun.xml files must hold the
-displaced supercells of their displacements (:mod:`phonft.references.positions`). Whether the
+:class:`~phonft.errors.InputFileError` naming the file. The force outputs of any code
+phonopy reads (``calc``; ``vasprun`` and ``qe`` are its VASP and QE cases) are parsed in
+:mod:`phonft.references.calc`, where vasprun.xml files must hold the displaced supercells
+of their displacements (:mod:`phonft.references.positions`); force-constant files in
+:mod:`phonft.references.fcfile`. Whether the
 forces are plausible (unit, directions) is checked by the caller,
 :meth:`phonft.references.Reference.read` (:mod:`phonft.references.plausibility`). Loading phonopy/phono3py yaml files
 and converting them to VASP units is :mod:`phonft.phonopy_files`.
