@@ -130,8 +130,8 @@ def test_references_cli_per_new_format(tmp_path):
 
 def test_force_constants_folder_opens_in_phonopy_and_serves_finetune_and_evaluate(tmp_path):
     """phonopy_params.yaml of a DFPT folder holds the force constants (no displacements), so
-    ``phonopy.load`` alone gives its phonons; fine-tuning's sample and the MDR evaluation of a
-    harmonic model made from its fc2 work on it as on any folder."""
+    ``phonopy.load`` alone gives its phonons; fine-tuning's sample, held-out phonons and the MDR
+    evaluation of a harmonic model made from its fc2 work on it as on any folder."""
     import phonopy
 
     from phonft.evaluate.mdr import MDRProtocol, ModelPhonons
@@ -148,6 +148,12 @@ def test_force_constants_folder_opens_in_phonopy_and_serves_finetune_and_evaluat
     assert len(sample.atoms) == 64 and len(sample.independent_atoms) == 2
     result = ModelPhonons.compute(HarmonicModel(out), out, "NaCl-DFPT", MDRProtocol(batch_atoms=128))
     assert result.thermal_record()["omega_max_K"] == pytest.approx(ref.summary["omega_max_K"], rel=1e-6)
+    from phonft.finetune.heldout import thermal_record
+    from phonft.protocols import ReferenceProtocol
+
+    heldout = thermal_record(HarmonicModel(out), out, "NaCl-DFPT", ReferenceProtocol())  # phonopy's default set
+    assert heldout["hessian_mae_eV_A2"] < 1e-10
+    assert heldout["omega_max_K"] == pytest.approx(ref.summary["omega_max_K"], rel=1e-6)
 
 
 @pytest.mark.parametrize("interface", ["abinit", "aims", "castep", "siesta", "elk", "pwmat"])
