@@ -13,11 +13,9 @@ CLI, and a force-constants folder must load for fine-tuning and evaluation. Bad 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from badinput import assert_clean_failure, phonft
 from phonft_testdata import DFT, REPO
 
@@ -133,10 +131,10 @@ def test_force_constants_folder_opens_in_phonopy_and_serves_finetune_and_evaluat
     ``phonopy.load`` alone gives its phonons; fine-tuning's sample, held-out phonons and the MDR
     evaluation of a harmonic model made from its fc2 work on it as on any folder."""
     import phonopy
+    from phonft_testdata import HarmonicModel
 
     from phonft.evaluate.mdr import MDRProtocol, ModelPhonons
     from phonft.finetune.data import load_phonon_sample
-    from phonft_testdata import HarmonicModel
 
     out = tmp_path / "NaCl-DFPT"
     ref = _read(dfpt_spec("FORCE_CONSTANTS.xz"))
@@ -160,7 +158,10 @@ def test_force_constants_folder_opens_in_phonopy_and_serves_finetune_and_evaluat
 def test_displacements_write_inputs_that_phonopy_reads_back(interface, tmp_path):
     """The written supercells, parsed back by phonopy's reader for the code, are phonopy's
     displaced supercells (positions to 1e-6 Å, after the code's length unit)."""
-    from phonopy.interface.calculator import get_calculator_physical_units, read_crystal_structure
+    from phonopy.interface.calculator import (
+        get_calculator_physical_units,
+        read_crystal_structure,
+    )
 
     from phonft.displacements import generate_fc2, read_unitcell, write_displacements
     from phonft.phonopy_files import load_phonopy_yaml

@@ -91,7 +91,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_displacements(args: argparse.Namespace) -> None:
-    from phonft.displacements import CALCULATORS, NEEDS_CODE_INPUT, read_unitcell, write_displacements
+    from phonft.displacements import (
+        CALCULATORS,
+        NEEDS_CODE_INPUT,
+        read_unitcell,
+        write_displacements,
+    )
     from phonft.protocols import DisplacementProtocol, SupercellLimits
 
     settings = read_settings(args, "displacements", DISPLACEMENTS_SETTINGS, material=args.material)

@@ -127,7 +127,12 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A
     """The unit cell stored with a material's reference DFT data, in Å (checked by
     :func:`phonft.atoms.check_structure`)."""
     from phonft.atoms import to_ase
-    from phonft.phonopy_files import load_phono3py_yaml, load_phonopy_yaml, normalised_phonopy, read_code_unitcell
+    from phonft.phonopy_files import (
+        load_phono3py_yaml,
+        load_phonopy_yaml,
+        normalised_phonopy,
+        read_code_unitcell,
+    )
     from phonft.specs import SpecError, resolve
 
     try:

@@ -28,8 +28,6 @@ import numpy as np
 from phonopy import Phonopy
 
 from phonft.errors import InputFileError
-from phonft.references.calc import check_forces, n_displacements
-from phonft.references.calc import read_calc as read_calc_outputs
 from phonft.phonopy_files import (
     load_phono3py_yaml,
     load_phonopy_yaml,
@@ -39,6 +37,8 @@ from phonft.phonopy_files import (
     require_file,
     vasp_unit_nac,
 )
+from phonft.references.calc import check_forces, n_displacements
+from phonft.references.calc import read_calc as read_calc_outputs
 
 
 @dataclass

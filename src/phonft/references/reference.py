@@ -18,7 +18,12 @@ from phonft.errors import ConfigError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
 from phonft.phonons import phonon_summary, produce_force_constants, thermal_json_record
 from phonft.protocols import ReferenceProtocol
-from phonft.references.plausibility import check_force_directions, check_force_units, common_path, enforce
+from phonft.references.plausibility import (
+    check_force_directions,
+    check_force_units,
+    common_path,
+    enforce,
+)
 from phonft.references.readers import (
     RawReference,
     read_calc,
