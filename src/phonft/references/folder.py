@@ -80,7 +80,7 @@ class ReferenceFolder:
         supercell and primitive matrices, the DFT displacements and forces as the
         references stage stored them, and the Born charges when known. A folder read from
         force constants (``format: force_constants``, DFPT) has no displacements: its yaml
-        holds the force constants instead (attached here). Use :meth:`phonopy` for a private
+        holds the force constants instead (compact in the file, attached here full). Use :meth:`phonopy` for a private
         copy with the fc2 of ``fc2.hdf5``.
     fc2_eV_A2
         Full supercell force constants from ``fc2.hdf5``, shape (N, N, 3, 3), eV/Å².

@@ -5,6 +5,7 @@ Reading a written folder back is :class:`phonft.references.folder.ReferenceFolde
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -165,6 +166,9 @@ class Reference:
         """Write the normalised folder atomically (all files or none)."""
         ph = self.raw.phonon
         fc_only = self.raw.fc_only  # no displacements: the yaml holds the force constants instead
+        if fc_only:  # compact (n_primitive, N, 3, 3): 1/32 of the full yaml; phonopy-load expands it
+            ph = copy.deepcopy(ph)
+            ph.force_constants = self.fc2[ph.primitive.p2s_map]
         with atomic_directory(out_dir) as tmp:
             ph.save(
                 tmp / "phonopy_params.yaml",
