@@ -123,9 +123,12 @@ def _parse_one(out: ForceFile, ph: Phonopy, interface: str, what: str) -> np.nda
 
 
 def _one_displacement(ph: Phonopy, k: int) -> dict:
-    """The type-1 dataset of ``ph`` reduced to its displacement ``k`` (for Wien2k's reader)."""
+    """The dataset of ``ph`` (type 1 or 2) reduced to its displacement ``k`` (for Wien2k's reader)."""
     ds = copy.deepcopy(ph.dataset)
-    ds["first_atoms"] = [ds["first_atoms"][k]]
+    if "first_atoms" in ds:
+        ds["first_atoms"] = [ds["first_atoms"][k]]
+    else:
+        ds["displacements"] = ds["displacements"][k:k + 1]
     return ds
 
 
