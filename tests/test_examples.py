@@ -21,6 +21,7 @@ EXPECTED_RULES = {
     "strategies.yaml": {"finetune_train", "evaluate_mdr", "evaluate_double_well", "evaluate_compare", "figures"},
     "gnep-pbte.yaml": {"structures", "references", "finetune_replay", "finetune_train", "evaluate_mdr"},
     "sevennet.yaml": {"references", "evaluate_mdr", "evaluate_double_well", "evaluate_kappa", "evaluate_summary"},
+    "dft-codes.yaml": {"structures", "displacements", "references"},
 }
 PENDING: dict[str, str] = {}
 """Examples whose run keys (strategy, lora, objective, augment, ...) the schema does not know yet."""

@@ -67,7 +67,7 @@ def cmd_structures(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- displacements
 
-DISPLACEMENTS_SETTINGS = ("protocol", "limits")
+DISPLACEMENTS_SETTINGS = ("protocol", "limits", "interfaces", "reference_interface")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,13 +91,25 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_displacements(args: argparse.Namespace) -> None:
-    from phonft.displacements import read_unitcell, write_displacements
+    from phonft.displacements import (
+        CALCULATORS,
+        NEEDS_CODE_INPUT,
+        read_unitcell,
+        write_displacements,
+    )
     from phonft.protocols import DisplacementProtocol, SupercellLimits
 
     settings = read_settings(args, "displacements", DISPLACEMENTS_SETTINGS, material=args.material)
     protocol = DisplacementProtocol.from_dict({**(settings.get("protocol") or {}), **_overrides(args)})
     limits = SupercellLimits.from_dict(settings.get("limits"))
-    manifest = write_displacements(args.out, args.material, read_unitcell(args.structure), protocol, limits)
+    interfaces = list(settings.get("interfaces", CALCULATORS))
+    own = settings.get("reference_interface")
+    if own in NEEDS_CODE_INPUT:  # its reference's phonopy_disp.yaml came from phonopy-init on the code's input
+        log.info("%s: %s inputs are not written (phonopy needs %s's own input file)", args.material, own, own)
+    elif own is not None:
+        interfaces.append(own)
+    manifest = write_displacements(args.out, args.material, read_unitcell(args.structure), protocol, limits,
+                                   interfaces=interfaces)
     log.info("%s: %d fc2 supercells%s -> %s", args.material, manifest["n_displacements_fc2"],
              f", {manifest['n_displacements_fc3']} fc3 supercells" if protocol.fc3 else "", args.out)
 

@@ -7,11 +7,19 @@
 - ``qe/``: ``phonopy_disp.yaml`` in Bohr (as ``phonopy --qe`` writes it), ``supercell.in``
   and ``supercell-001.in``... (pw.x ``ATOMIC_POSITIONS``/``CELL_PARAMETERS`` blocks; add
   your own ``&control``/pseudopotential header);
-- ``vasp-fc3/``, ``qe-fc3/``: the same for the phono3py set;
-- ``manifest.json``: counts, supercell matrix and the protocol record.
+- ``<interface>/`` for every other code of ``interfaces`` (the ``displacements.interfaces``
+  setting, plus the interface of a material's ``calc`` reference): ``phonopy_disp.yaml`` in
+  the code's units and the code's supercell files, written by phonopy's writer
+  (:func:`phonopy.interface.calculator.write_supercells_with_displacements`), as
+  ``phonopy-init --<interface> -d`` writes them;
+- ``vasp-fc3/``, ``qe-fc3/`` (``<interface>-fc3/``): the same for the phono3py set;
+- ``manifest.json``: counts, supercell matrix, the interfaces written and the protocol record.
 
 Run DFT on those supercells anywhere, then point the material's ``reference`` at the
-outputs (formats ``vasprun``, ``qe``, ``phono3py``) to bring the results back.
+outputs (formats ``calc``, ``vasprun``, ``qe``, ``phono3py``) to bring the results back.
+WIEN2k, CP2K, CRYSTAL, Fleur and Questaal need settings from the code's own input file to
+write a supercell (:data:`NEEDS_CODE_INPUT`); for them, run ``phonopy-init`` on that file
+with the manifest's supercell matrix and displacement distance.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +40,11 @@ from phonft.io import atomic_directory, atomic_write_json
 from phonft.protocols import DisplacementProtocol, SupercellLimits
 
 CALCULATORS = ("vasp", "qe")
+"""The interfaces written by default (the ``displacements.interfaces`` setting's default)."""
+
+NEEDS_CODE_INPUT = ("wien2k", "cp2k", "crystal", "fleur", "qlm")
+"""Interfaces whose supercell writers need information from the code's own input file
+(phonopy raises without it), which a POSCAR or CIF does not hold."""
 
 # 'auto' is passed explicitly; phonopy still warns that v3 defaulted to the identity.
 warnings.filterwarnings("ignore", message="primitive_matrix defaulted", category=Warning)
@@ -128,16 +142,34 @@ def _write_inputs(folder: Path, calculator: str, supercell, cells, ids) -> None:
                                             zfill_width=3 if len(cells) < 1000 else 5)
 
 
+def check_interfaces(interfaces: Sequence[str]) -> list[str]:
+    """``interfaces`` without repeats, each one phonopy writes from a unit cell alone; else a
+    :class:`ConfigError` naming the interface and what to do instead."""
+    from phonft.specs import INTERFACES
+
+    for name in interfaces:
+        if name not in INTERFACES:
+            raise ConfigError(f"displacements: unknown interface {name!r}; phonopy writes: {', '.join(INTERFACES)}")
+        if name in NEEDS_CODE_INPUT:
+            raise ConfigError(f"displacements: phonopy writes {name} supercells only from {name}'s own input file, "
+                              f"which phonft does not have. Fix: run `phonopy-init --{name} -c <your input> -d` with "
+                              "the supercell matrix and distance of manifest.json, and drop it from interfaces")
+    return list(dict.fromkeys(interfaces))
+
+
 def write_displacements(out_dir: str | os.PathLike, material: str, unitcell: PhonopyAtoms,
-                        protocol: DisplacementProtocol, limits: SupercellLimits | None = None) -> dict:
-    """Generate and write every displacement set atomically; return the manifest.
+                        protocol: DisplacementProtocol, limits: SupercellLimits | None = None,
+                        interfaces: Sequence[str] = CALCULATORS) -> dict:
+    """Generate and write every displacement set atomically, with the DFT inputs of each of
+    ``interfaces`` (VASP's also at the top level); return the manifest.
 
     A supercell above ``limits`` (default :class:`SupercellLimits`) is refused before
-    anything is generated or written."""
+    anything is generated or written, as is an interface phonopy cannot write."""
     check_size(material, unitcell, protocol, limits or SupercellLimits())
-    manifest: dict = {"material": material, "calculators": list(CALCULATORS), **protocol.record()}
+    calculators = check_interfaces(["vasp", *interfaces])
+    manifest: dict = {"material": material, "calculators": calculators, **protocol.record()}
     with atomic_directory(out_dir) as tmp:
-        for calc in CALCULATORS:
+        for calc in calculators:
             ph = generate_fc2(unitcell, protocol, calc)
             sub = tmp / calc
             _write_inputs(sub, calc, ph.supercell, ph.supercells_with_displacements,

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ def require_file(path: Path) -> Path:
 
 @contextlib.contextmanager
 def decompressed(path: Path) -> Iterator[Path]:
-    """Yield a plain-text copy of a compressed file (or the file itself)."""
+    """Yield a plain-text copy of a compressed file (or the file itself), for phonopy readers
+    that open plain files only (FORCE_CONSTANTS, most codes' force outputs)."""
     if path.suffix not in COMPRESSED_SUFFIXES:
         yield path
         return
@@ -95,22 +97,29 @@ def safe_yaml(path: str | os.PathLike, blamed: str | os.PathLike | None = None,
     they see it. Errors name ``blamed`` (default ``path``), e.g. the user's compressed file
     rather than its decompressed copy.
     """
-    import yaml
-
     blamed = Path(blamed if blamed is not None else path)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with reading(blamed, what):
         text = read_text(path)
+    return safe_yaml_text(text, blamed, what)
+
+
+def safe_yaml_text(text: str, blamed: str | os.PathLike, what: str = "a YAML file") -> Any:
+    """Parse the yaml ``text`` of the file ``blamed`` with PyYAML's safe loader (see :func:`safe_yaml`)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with reading(blamed, what):
         try:
             return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
         except yaml.constructor.ConstructorError as exc:
-            raise _tag_refused(blamed, exc) from exc
+            raise _tag_refused(Path(blamed), exc) from exc
 
 
 # --------------------------------------------------------------------------- units
 
 
-def _scale_atoms(atoms: PhonopyAtoms, to_A: float) -> PhonopyAtoms:
+def scale_atoms(atoms: PhonopyAtoms, to_A: float) -> PhonopyAtoms:
+    """A copy of ``atoms`` with its lattice multiplied by ``to_A`` (e.g. Bohr to Å)."""
     return PhonopyAtoms(
         cell=np.asarray(atoms.cell) * to_A,
         scaled_positions=atoms.scaled_positions,
@@ -134,6 +143,19 @@ def _scale_dataset(dataset: dict, to_A: float, to_eV_per_A: float) -> dict:
     return ds
 
 
+def read_code_unitcell(path: Path, interface: str) -> PhonopyAtoms:
+    """The unit cell in the structure file ``path`` of code ``interface`` (phonopy's reader,
+    :func:`phonopy.interface.calculator.read_crystal_structure`), in Å."""
+    from phonopy.interface.calculator import read_crystal_structure
+
+    path = require_file(Path(path))
+    with decompressed(path) as plain, reading(path, f"a {interface} unit cell"):
+        cell, _ = read_crystal_structure(str(plain), interface_mode=interface)
+        if cell is None:
+            raise ValueError("no structure found")
+    return scale_atoms(cell, get_calculator_physical_units(interface).distance_to_A)
+
+
 def normalised_phonopy(phonon: Phonopy, dataset: dict | None = None) -> Phonopy:
     """A copy of ``phonon`` in VASP units (Å, eV/Å) with ``dataset`` (default: its own).
 
@@ -144,7 +166,7 @@ def normalised_phonopy(phonon: Phonopy, dataset: dict | None = None) -> Phonopy:
     to_A, to_eVA = units.distance_to_A, units.force_to_eVperA
     dataset = phonon.dataset if dataset is None else dataset
     out = Phonopy(
-        _scale_atoms(phonon.unitcell, to_A),
+        scale_atoms(phonon.unitcell, to_A),
         supercell_matrix=phonon.supercell_matrix,
         primitive_matrix=phonon.primitive_matrix,
         symprec=phonon.symmetry.tolerance,
@@ -181,33 +203,49 @@ def _empty_cwd() -> Iterator[None]:
         yield
 
 
-def load_phonopy_yaml(path: Path, **kwargs: Any) -> Phonopy:
-    """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure."""
+def _checked_text(path: Path, what: str) -> tuple[str, Any]:
+    """The text of a (possibly compressed) yaml file, read and decompressed once, and its
+    content as the safe loader parses it (refusing tags before phonopy sees the text)."""
+    path = require_file(Path(path))
+    with reading(path, what):
+        text = read_text(path)
+    return text, safe_yaml_text(text, path, what)
+
+
+def load_phonopy_yaml_data(path: Path, validate: Callable[[Any], None] | None = None,
+                           what: str = "a phonopy yaml") -> tuple[Phonopy, Any]:
+    """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure;
+    also return the file's content as parsed by the safe loader, which ``validate`` (when
+    given) checks before phonopy reads it.
+
+    The file is read and decompressed once, with no temporary copy: phonopy parses the
+    checked text from memory."""
     import phonopy
 
-    path = require_file(Path(path))
-    with decompressed(path) as plain:
-        plain = plain.resolve()
-        safe_yaml(plain, blamed=path, what="a phonopy yaml")
-        with reading(path, "a phonopy yaml"), _empty_cwd():
-            ph = phonopy.load(plain, produce_fc=False, log_level=0, is_compact_fc=False, **kwargs)
-    check_unitcell(ph, path)
-    return ph
+    text, data = _checked_text(Path(path), what)
+    if validate is not None:
+        validate(data)
+    with reading(path, "a phonopy yaml"), _empty_cwd():
+        ph = phonopy.load(io.StringIO(text), produce_fc=False, log_level=0, is_compact_fc=False)
+    check_unitcell(ph, Path(path))
+    return ph, data
+
+
+def load_phonopy_yaml(path: Path) -> Phonopy:
+    """``phonopy.load`` a (possibly compressed) phonopy yaml, blaming ``path`` on failure."""
+    return load_phonopy_yaml_data(path)[0]
 
 
 def load_phono3py_yaml(path: Path) -> Any:
     """``phono3py.load`` a (possibly compressed) phono3py yaml in VASP units, blaming ``path``."""
     import phono3py
 
-    path = require_file(Path(path))
-    with decompressed(path) as plain:
-        plain = plain.resolve()
-        safe_yaml(plain, blamed=path, what="a phono3py yaml")
-        with reading(path, "a phono3py yaml"), _empty_cwd():
-            ph3 = phono3py.load(plain, produce_fc=False, log_level=0, is_compact_fc=True)
+    text, _ = _checked_text(Path(path), "a phono3py yaml")
+    with reading(path, "a phono3py yaml"), _empty_cwd():
+        ph3 = phono3py.load(io.StringIO(text), produce_fc=False, log_level=0, is_compact_fc=True)
     if (ph3.calculator or "vasp") != "vasp":
         raise InputFileError(path, f"uses calculator '{ph3.calculator}' units.", "convert it to VASP units first.")
-    check_unitcell(ph3, path)
+    check_unitcell(ph3, Path(path))
     return ph3
 
 

@@ -7,21 +7,27 @@ its data, with the readers of :mod:`phonft.references.readers`.
 
 Formats and their keys (paths relative to ``path`` when it is a folder):
 
-=============  =====================================================================
-format         files
-=============  =====================================================================
-phonopy_yaml   ``path``: phonopy_params.yaml / phonopy.yaml with forces
-force_sets     ``path``/``phonopy_disp`` (phonopy_disp.yaml), ``force_sets``
-               (FORCE_SETS), ``born`` (BORN, used when present)
-vasprun        ``path``/``phonopy_disp`` + ``files``: vasprun.xml per displacement,
-               or tar archives of them
-qe             ``path``/``phonopy_disp`` + ``files``: pw.x outputs per displacement
-mdr            ``path``: MDR phonon yaml or yaml.bz2
-phono3py       ``path``: phono3py_params.yaml(.xz), or a folder with
-               ``phono3py_disp`` (phono3py_disp.yaml) and ``forces_fc3`` (FORCES_FC3)
-engine         ``calculator`` (+ ``calculator_kwargs``): an ASE calculator computes the
-               forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
-=============  =====================================================================
+================  =====================================================================
+format            files
+================  =====================================================================
+phonopy_yaml      ``path``: phonopy_params.yaml / phonopy.yaml with forces
+force_sets        ``path``/``phonopy_disp`` (phonopy_disp.yaml), ``force_sets``
+                  (FORCE_SETS), ``born`` (BORN, used when present)
+vasprun           ``path``/``phonopy_disp`` + ``files``: vasprun.xml per displacement,
+                  or tar archives of them
+qe                ``path``/``phonopy_disp`` + ``files``: pw.x outputs per displacement
+calc              ``interface`` (any of :data:`INTERFACES`) + ``path``/``phonopy_disp``
+                  (written for that interface) + ``files``: the code's force output per
+                  displacement; ``vasprun`` and ``qe`` are ``calc`` for vasp and qe
+force_constants   ``path``/``force_constants`` (FORCE_CONSTANTS, force_constants.hdf5, or a
+                  VASP DFPT vasprun.xml) + ``unitcell`` (a structure file of ``interface``,
+                  default vasp) + ``supercell_matrix`` (+ ``primitive_matrix``, ``born``)
+mdr               ``path``: MDR phonon yaml or yaml.bz2
+phono3py          ``path``: phono3py_params.yaml(.xz), or a folder with
+                  ``phono3py_disp`` (phono3py_disp.yaml) and ``forces_fc3`` (FORCES_FC3)
+engine            ``calculator`` (+ ``calculator_kwargs``): an ASE calculator computes the
+                  forces of ``results/displacements/<m>/phonopy_disp.yaml``. Synthetic.
+================  =====================================================================
 
 A material's ``augment`` block (``{labels: {format: ..., ...}}``, the augment stage's label
 source) is checked here too (:func:`check_augment`); its formats are :data:`LABEL_FORMATS`.
@@ -40,7 +46,17 @@ from typing import Any
 
 from phonft.errors import short_repr
 
-FORMATS = ("phonopy_yaml", "force_sets", "vasprun", "qe", "mdr", "phono3py", "engine")
+FORMATS = ("phonopy_yaml", "force_sets", "vasprun", "qe", "calc", "force_constants", "mdr", "phono3py", "engine")
+
+INTERFACE_NAMES = {
+    "abacus": "ABACUS", "abinit": "ABINIT", "aims": "FHI-aims", "castep": "CASTEP", "cp2k": "CP2K",
+    "crystal": "CRYSTAL", "dftbp": "DFTB+", "elk": "Elk", "exciting": "exciting", "fleur": "Fleur",
+    "lammps": "LAMMPS", "octopus": "Octopus", "pwmat": "PWmat", "qe": "Quantum ESPRESSO",
+    "qlm": "Questaal/LMTO", "siesta": "SIESTA", "turbomole": "TURBOMOLE", "vasp": "VASP", "wien2k": "WIEN2k",
+}
+"""phonopy's calculator interfaces (``phonopy.interface.calculator.calculator_info``) and
+their codes' names: the values of a ``calc`` reference's ``interface``."""
+INTERFACES = tuple(INTERFACE_NAMES)
 ON_IMPLAUSIBLE = ("error", "warn")
 """Values of a reference's ``on_implausible`` key; the first is the default."""
 
@@ -49,6 +65,9 @@ REFERENCE_KEYS = {
     "force_sets": ("path", "phonopy_disp", "force_sets", "born", "on_implausible"),
     "vasprun": ("path", "phonopy_disp", "files", "born", "on_implausible"),
     "qe": ("path", "phonopy_disp", "files", "born", "on_implausible"),
+    "calc": ("interface", "path", "phonopy_disp", "files", "born", "on_implausible"),
+    "force_constants": ("path", "force_constants", "unitcell", "interface", "supercell_matrix", "primitive_matrix",
+                        "born", "on_implausible"),
     "mdr": ("path", "file", "on_implausible"),
     "phono3py": ("path", "phono3py_disp", "forces_fc3", "on_implausible"),
     "engine": ("calculator", "calculator_kwargs"),
@@ -86,6 +105,11 @@ class ReferenceSpec:
     born: Path | None = None
     files: tuple[Path, ...] = ()
     forces_fc3: Path | None = None
+    interface: str | None = None  # phonopy's calculator interface (calc, vasprun, qe, force_constants)
+    force_constants: Path | None = None
+    unitcell: Path | None = None
+    supercell_matrix: Any = None
+    primitive_matrix: Any = "auto"
     calculator: str | None = None
     calculator_kwargs: dict[str, Any] = field(default_factory=dict)
     on_implausible: str = ON_IMPLAUSIBLE[0]  # error, or warn: implausible forces are logged, not refused
@@ -93,7 +117,8 @@ class ReferenceSpec:
     @property
     def inputs(self) -> list[Path]:
         """Every file the reference is read from (for Snakemake's ``input:``)."""
-        out = [p for p in (self.main, self.force_sets, self.born, self.forces_fc3) if p is not None]
+        out = [p for p in (self.main, self.force_sets, self.born, self.forces_fc3, self.force_constants,
+                           self.unitcell) if p is not None]
         return out + list(self.files)
 
     @property
@@ -168,6 +193,32 @@ def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> Referenc
     return replace(resolved, on_implausible=on_implausible)
 
 
+CODE_FORMATS = {"vasprun": "vasp", "qe": "qe"}
+"""The formats that are ``calc`` for one interface (aliases kept for existing configs)."""
+
+
+def _interface(spec: dict[str, Any], default: str | None = None) -> str:
+    """The spec's ``interface``: one of :data:`INTERFACES`."""
+    interface = spec.get("interface", default)
+    if interface is None:
+        raise SpecError(f"a '{spec['format']}' reference needs 'interface', one of: {', '.join(INTERFACES)}")
+    if interface not in INTERFACES:
+        raise SpecError(f"unknown interface {short_repr(interface)}; phonopy reads: {', '.join(INTERFACES)}")
+    return interface
+
+
+def _matrix(spec: dict[str, Any], key: str) -> list:
+    """A 3-vector or 3x3 integer matrix under ``key`` (a list), else :class:`SpecError`."""
+    m = spec.get(key)
+    flat = m if isinstance(m, list) and len(m) == 3 and all(isinstance(x, int) for x in m) else None
+    rows = m if isinstance(m, list) and len(m) == 3 and all(
+        isinstance(r, list) and len(r) == 3 and all(isinstance(x, int) for x in r) for r in m) else None
+    if flat is None and rows is None:
+        raise SpecError(f"a 'force_constants' reference needs '{key}': 3 integers (the diagonal) or a 3x3 integer "
+                        f"matrix, not {short_repr(m)}")
+    return m
+
+
 def _resolve_files(spec: dict[str, Any], base_dir: str | os.PathLike) -> ReferenceSpec:
     fmt = spec["format"]
     base = Path(base_dir)
@@ -179,7 +230,7 @@ def _resolve_files(spec: dict[str, Any], base_dir: str | os.PathLike) -> Referen
     if "path" not in spec:
         raise SpecError(f"a '{fmt}' reference needs 'path'")
     path = _abs(base, spec["path"])
-    is_dir = path.is_dir() or (not path.suffix and fmt in ("force_sets", "vasprun", "qe"))
+    is_dir = path.is_dir() or (not path.suffix and fmt in ("force_sets", "vasprun", "qe", "calc"))
     folder = path if is_dir else path.parent
 
     def in_folder(key: str, default: str | None) -> Path | None:
@@ -190,19 +241,27 @@ def _resolve_files(spec: dict[str, Any], base_dir: str | os.PathLike) -> Referen
         main = in_folder("file", "phonopy_params.yaml") if is_dir else path
         return ReferenceSpec(fmt, main=main)
     born = None
-    if fmt in ("force_sets", "vasprun", "qe"):
+    if fmt in ("force_sets", "vasprun", "qe", "calc", "force_constants"):
         born = in_folder("born", "BORN")
         if born is not None and spec.get("born", "BORN") == "BORN" and not born.exists():
             born = None  # the default BORN is optional; a name given explicitly is required
     if fmt == "force_sets":
         return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"),
                              force_sets=in_folder("force_sets", "FORCE_SETS"), born=born)
-    if fmt in ("vasprun", "qe"):
+    if fmt in ("vasprun", "qe", "calc"):
+        interface = CODE_FORMATS.get(fmt) or _interface(spec)
         files = spec.get("files")
         if not files:
             raise SpecError(f"a '{fmt}' reference needs 'files', one force output per displacement")
         return ReferenceSpec(fmt, main=in_folder("phonopy_disp", "phonopy_disp.yaml"), born=born,
-                             files=tuple(_abs(folder, f) for f in files))
+                             files=tuple(_abs(folder, f) for f in files), interface=interface)
+    if fmt == "force_constants":
+        if "unitcell" not in spec:
+            raise SpecError("a 'force_constants' reference needs 'unitcell', the unit-cell structure file")
+        return ReferenceSpec(fmt, force_constants=in_folder("force_constants", "FORCE_CONSTANTS") if is_dir else path,
+                             unitcell=in_folder("unitcell", None), interface=_interface(spec, "vasp"), born=born,
+                             supercell_matrix=_matrix(spec, "supercell_matrix"),
+                             primitive_matrix=spec.get("primitive_matrix", "auto"))
     # phono3py
     if is_dir:
         return ReferenceSpec(fmt, main=in_folder("phono3py_disp", "phono3py_disp.yaml"),

@@ -127,7 +127,12 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A
     """The unit cell stored with a material's reference DFT data, in Å (checked by
     :func:`phonft.atoms.check_structure`)."""
     from phonft.atoms import to_ase
-    from phonft.phonopy_files import load_phono3py_yaml, load_phonopy_yaml, normalised_phonopy
+    from phonft.phonopy_files import (
+        load_phono3py_yaml,
+        load_phonopy_yaml,
+        normalised_phonopy,
+        read_code_unitcell,
+    )
     from phonft.specs import SpecError, resolve
 
     try:
@@ -136,13 +141,16 @@ def unitcell_from_reference(spec: dict[str, Any], base_dir: Path, min_distance_A
         raise ConfigError(str(exc)) from exc
     if rs.format == "engine":
         raise ConfigError("an 'engine' reference has no structure of its own: give 'structure: {file: ...}'")
+    source = rs.unitcell if rs.format == "force_constants" else rs.main
     if rs.format == "phono3py":
         cell = load_phono3py_yaml(rs.main).unitcell  # the forces are not needed for the cell
+    elif rs.format == "force_constants":
+        cell = read_code_unitcell(rs.unitcell, rs.interface)
     else:
         cell = normalised_phonopy(load_phonopy_yaml(rs.main), dataset={}).unitcell
-    atoms = check_structure(to_ase(cell), rs.main, min_distance_A=min_distance_A,
+    atoms = check_structure(to_ase(cell), source, min_distance_A=min_distance_A,
                             setting="the material's structure.min_distance_A")
-    return atoms, {"kind": "reference", "format": rs.format, "file": str(rs.main)}
+    return atoms, {"kind": "reference", "format": rs.format, "file": str(source)}
 
 
 def symmetry_info(atoms: Atoms, symprec: float = 1e-5) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Phonons of a model on a reference material: force constants, thermal.json, Hessian MAE.
 
 The model is evaluated in float64 on the reference's own displaced supercells (same
-supercell, same displacements as the DFT data) by the batched force evaluation that
+supercell, same displacements as the DFT data; phonopy's default set for a reference read
+from force constants) by the batched force evaluation that
 evaluate uses too (:func:`phonft.forces.set_model_forces`), with the force drift removed as
 ``phonopy -f`` does; force constants and the summary then follow the references'
 protocol, so the resulting ``thermal.json`` has exactly the references' keys, plus the
@@ -16,15 +17,20 @@ from typing import Any
 import numpy as np
 
 from phonft.models.base import Model
-from phonft.protocols import ReferenceProtocol
+from phonft.protocols import DisplacementProtocol, ReferenceProtocol
 from phonft.references.folder import ReferenceFolder
 
 
 def model_phonopy(model: Model, ref: ReferenceFolder):
-    """A copy of the reference's phonopy object with forces from ``model`` (eV/Å, drift removed)."""
+    """A copy of the reference's phonopy object with forces from ``model`` (eV/Å, drift removed),
+    on the DFT displacements; a force-constants reference (DFPT) has none, so phonopy's
+    set is generated with the default
+    :class:`~phonft.protocols.DisplacementProtocol` distance."""
     from phonft.forces import set_model_forces
 
     ph = ref.phonopy(with_fc=False)
+    if not ph.dataset:
+        ph.generate_displacements(distance=DisplacementProtocol().distance_A)
     set_model_forces(model, ph, remove_drift=True, where=ref.material)
     return ph
 

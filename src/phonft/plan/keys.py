@@ -19,7 +19,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "": ("cache_dir", "sources", "displacements", "references", "augment", "finetune", "evaluate", "materials"),
     "sources": ("mdr_url",),
     "displacements": ("min_length_A", "distance_A", "fc3_distance_A", "symprec", "primitive_matrix",
-                      "max_supercell_atoms_fc2", "max_supercell_atoms_fc3"),
+                      "max_supercell_atoms_fc2", "max_supercell_atoms_fc3", "interfaces"),
     "references": ("temperatures_K", "mesh", "fc_calculator", "use_nac", "symprec"),
     "augment": ("n_frames", "rattle_std_A", "volume_factors", "angle_std_deg", "mc", "min_distance_A", "mc_sweeps",
                 "seed", "materials"),

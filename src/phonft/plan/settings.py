@@ -43,6 +43,9 @@ from phonft.protocols import SupercellLimits, supercell_rows
 LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(SupercellLimits))
 """Keys of ``displacements`` that are :class:`~phonft.protocols.SupercellLimits`, not protocol fields."""
 
+OUTPUT_KEYS = ("interfaces",)
+"""Keys of ``displacements`` that choose which DFT inputs are written, not protocol fields."""
+
 
 def _present(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """The ``keys`` that ``mapping`` has (absent ones are left to the protocols' defaults)."""
@@ -63,7 +66,8 @@ def displacement_protocol(plan: Plan, material: str) -> dict[str, Any]:
     """DisplacementProtocol fields: ``displacements`` with the material's own supercell,
     primitive matrix and fc3 switch laid over it."""
     entry = plan.materials[material]
-    fields = {k: v for k, v in (plan.config.get("displacements") or {}).items() if k not in LIMIT_KEYS}
+    fields = {k: v for k, v in (plan.config.get("displacements") or {}).items()
+              if k not in LIMIT_KEYS + OUTPUT_KEYS}
     if "primitive_matrix" in entry:
         fields["primitive_matrix"] = entry["primitive_matrix"]
     prim = fields.get("primitive_matrix")
@@ -96,9 +100,23 @@ def structures(plan: Plan, material: str) -> dict[str, Any]:
     return {"material": plan.materials[material], **_present(plan.config.get("sources") or {}, ("mdr_url",))}
 
 
+def _interfaces(plan: Plan, material: str) -> dict[str, Any]:
+    """``interfaces`` (``displacements.interfaces`` when given; the stage has the default) and
+    ``reference_interface``, the interface of the material's ``calc`` reference, when it has one."""
+    out: dict[str, Any] = {}
+    given = (plan.config.get("displacements") or {}).get("interfaces")
+    if given is not None:
+        out["interfaces"] = list(given)
+    reference = plan.materials[material].get("reference") or {}
+    if reference.get("format") == "calc" and "interface" in reference:
+        out["reference_interface"] = reference["interface"]
+    return out
+
+
 def displacements(plan: Plan, material: str) -> dict[str, Any]:
     limits = _present(plan.config.get("displacements") or {}, LIMIT_KEYS)
-    return {"protocol": displacement_protocol(plan, material), **({"limits": limits} if limits else {})}
+    return {"protocol": displacement_protocol(plan, material), **({"limits": limits} if limits else {}),
+            **_interfaces(plan, material)}
 
 
 def references(plan: Plan, material: str) -> dict[str, Any]:

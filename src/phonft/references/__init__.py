@@ -3,7 +3,8 @@
 ``results/references/<material>/`` holds, whatever code or format the data came from:
 
 - ``phonopy_params.yaml``: unit cell, supercell/primitive matrices, displacements and
-  forces (eV/Å), and the Born charges when known;
+  forces (eV/Å), and the Born charges when known; for force constants read as such (DFPT,
+  ``format: force_constants``) no displacements but the force constants (compact, eV/Å²);
 - ``fc2.hdf5``: full (N, N, 3, 3) supercell force constants in eV/Å², symmetrized. Its
   entries are the Hessian labels of phonon fine-tuning;
 - ``thermal.json``: omega_max, stability and thermal properties

@@ -78,8 +78,10 @@ class ReferenceFolder:
     phonon
         :class:`phonopy.Phonopy` from ``phonopy_params.yaml`` (Å, eV/Å): unit cell,
         supercell and primitive matrices, the DFT displacements and forces as the
-        references stage stored them, and the Born charges when known. No force
-        constants are attached; use :meth:`phonopy` for a private copy to modify.
+        references stage stored them, and the Born charges when known. A folder read from
+        force constants (``format: force_constants``, DFPT) has no displacements: its yaml
+        holds the force constants instead (compact in the file, attached here full). Use :meth:`phonopy` for a private
+        copy with the fc2 of ``fc2.hdf5``.
     fc2_eV_A2
         Full supercell force constants from ``fc2.hdf5``, shape (N, N, 3, 3), eV/Å².
     thermal
@@ -99,10 +101,11 @@ class ReferenceFolder:
         """Read ``phonopy_params.yaml``, ``fc2.hdf5`` and ``thermal.json`` from ``ref_dir``."""
         path = Path(ref_dir)
         phonon = load_phonopy_yaml(_require(path / PARAMS))
-        if not _has_forces(phonon):
+        thermal = read_thermal(path / THERMAL)
+        fc_only = thermal.get("source", {}).get("format") == "force_constants"
+        if not (fc_only or _has_forces(phonon)):
             raise InputFileError(path / PARAMS, "holds no DFT forces.", _FIX_CORRUPT)
         fc2 = read_fc2(path / FC2, len(phonon.supercell))
-        thermal = read_thermal(path / THERMAL)
         return cls(path=path, phonon=phonon, fc2_eV_A2=fc2, thermal=thermal,
                    sha256={name: sha256_file(path / name) for name in (THERMAL, FC2)})
 
@@ -144,14 +147,20 @@ class ReferenceFolder:
         return to_ase(self.phonon.unitcell)
 
     def displaced_supercells(self) -> list[Atoms]:
-        """The DFT displaced supercells as ``ase.Atoms``, in the dataset's order."""
+        """The DFT displaced supercells as ``ase.Atoms``, in the dataset's order (none for a
+        force-constants folder)."""
         from phonft.atoms import to_ase
 
+        if not self.phonon.dataset:
+            return []
         return [to_ase(c) for c in self.phonon.supercells_with_displacements]
 
     @property
     def forces_eV_A(self) -> np.ndarray:
-        """DFT forces (eV/Å) on :meth:`displaced_supercells`, shape (n_disp, N, 3)."""
+        """DFT forces (eV/Å) on :meth:`displaced_supercells`, shape (n_disp, N, 3); (0, N, 3)
+        for a force-constants folder."""
+        if not self.phonon.dataset:
+            return np.zeros((0, len(self.phonon.supercell), 3))
         return np.asarray(self.phonon.forces, dtype=np.float64)
 
     def independent_atoms(self) -> np.ndarray:

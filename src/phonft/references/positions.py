@@ -10,10 +10,12 @@ On every vendored vasprun.xml the positions agree to 1e-7 Å.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from phonopy import Phonopy
@@ -31,20 +33,32 @@ LATTICE_TOLERANCE_A = 1.0e-3
 
 @dataclass(frozen=True)
 class ForceFile:
-    """One force output: ``readable`` is the (unpacked, decompressed) file to parse,
-    ``blamed`` the file named in errors (the archive for a member), ``label`` how it is named."""
+    """One force output: ``readable`` is what to parse (the file, a decompressed copy, or a tar
+    member's bytes), ``blamed`` the file named in errors (the archive for a member), ``label``
+    how it is named, ``index`` its displacement (0-based)."""
 
     blamed: Path
-    readable: Path
+    readable: Path | bytes
     label: str
+    index: int = 0
 
 
-def vasprun_cell(path: Path) -> PhonopyAtoms | None:
-    """The last structure of a ``vasprun.xml`` (Å), or None when it has none to compare."""
+def _open_binary(source: Path | bytes) -> IO[bytes]:
+    """A binary file object of a (possibly compressed) file, or of in-memory bytes."""
+    from phonopy.file_IO import get_io_module_to_decompress
+
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    return get_io_module_to_decompress(source).open(source, "rb")
+
+
+def vasprun_cell(source: Path | bytes) -> PhonopyAtoms | None:
+    """The last structure of a ``vasprun.xml`` (Å; a file, compressed or not, or its bytes),
+    or None when it has none to compare."""
     from phonopy.interface.vasp import VasprunxmlExpat
 
     try:
-        with open(path, "rb") as fp:
+        with _open_binary(source) as fp:
             vasprun = VasprunxmlExpat(fp)
             vasprun.parse()
         if not vasprun.symbols or not len(vasprun.points):

@@ -1,11 +1,15 @@
 """Readers of DFT phonon results, one per format, into one in-memory form.
 
 Every reader returns a :class:`RawReference`: a :class:`phonopy.Phonopy` object in
-phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces, plus a
+phonopy's VASP units (Å, eV/Å) whose dataset holds the displacements and forces (or, for
+``force_constants``, no dataset and the force constants in eV/Å²), plus a
 :class:`phono3py.Phono3py` object where third-order data exist. Readers never write files.
 Any problem with an input (missing, truncated, corrupt, inconsistent) is raised as an
-:class:`~phonft.errors.InputFileError` naming the file; vasprun.xml files must hold the
-displaced supercells of their displacements (:mod:`phonft.references.positions`). Whether the
+:class:`~phonft.errors.InputFileError` naming the file. The force outputs of any code
+phonopy reads (``calc``; ``vasprun`` and ``qe`` are its VASP and QE cases) are parsed in
+:mod:`phonft.references.calc`, where vasprun.xml files must hold the displaced supercells
+of their displacements (:mod:`phonft.references.positions`); force-constant files in
+:mod:`phonft.references.fcfile`. Whether the
 forces are plausible (unit, directions) is checked by the caller,
 :meth:`phonft.references.Reference.read` (:mod:`phonft.references.plausibility`). Loading phonopy/phono3py yaml files
 and converting them to VASP units is :mod:`phonft.phonopy_files`.
@@ -15,8 +19,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +26,19 @@ from typing import Any
 
 import numpy as np
 from phonopy import Phonopy
-from phonopy.interface.calculator import get_calc_dataset
 
 from phonft.errors import InputFileError
-from phonft.io import COMPRESSED_SUFFIXES, read_text
-from phonft.phonons import remove_drift
-from phonft.references.positions import ForceFile, check_positions
 from phonft.phonopy_files import (
     load_phono3py_yaml,
     load_phonopy_yaml,
+    load_phonopy_yaml_data,
     normalised_phonopy,
     reading,
     require_file,
-    safe_yaml,
     vasp_unit_nac,
 )
+from phonft.references.calc import check_forces, n_displacements
+from phonft.references.calc import read_calc as read_calc_outputs
 
 
 @dataclass
@@ -54,23 +54,13 @@ class RawReference:
     source_values: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def fc_only(self) -> bool:
+        """Whether the data are force constants without displacements (DFPT)."""
+        return not self.phonon.dataset and self.phonon.force_constants is not None
+
 
 # --------------------------------------------------------------------------- checks
-
-
-def check_forces(forces: np.ndarray, n_disp: int, natom: int, path: Path) -> np.ndarray:
-    """Validate a (n_disp, natom, 3) force array read from ``path``."""
-    forces = np.asarray(forces, dtype=np.float64)
-    if forces.shape != (n_disp, natom, 3):
-        raise InputFileError(
-            path,
-            f"holds forces of shape {forces.shape}, but the displacement set needs "
-            f"({n_disp}, {natom}, 3).",
-            "give one complete force file per displaced supercell, in the displacement order.",
-        )
-    if not np.all(np.isfinite(forces)):
-        raise InputFileError(path, "contains NaN or infinite forces.", "rerun or repair the DFT calculation.")
-    return forces
 
 
 def _check_dataset_forces(phonon: Phonopy, path: Path, dataset: dict | None = None) -> None:
@@ -96,11 +86,6 @@ def _check_dataset_forces(phonon: Phonopy, path: Path, dataset: dict | None = No
 
 
 # --------------------------------------------------------------------------- loaders
-
-
-def n_displacements(phonon: Phonopy) -> int:
-    ds = phonon.dataset
-    return len(ds["first_atoms"]) if "first_atoms" in ds else len(ds["displacements"])
 
 
 def read_phonopy_params(path: str | os.PathLike) -> RawReference:
@@ -141,12 +126,13 @@ def read_force_sets(
                     "pair FORCE_SETS with the phonopy_disp.yaml it was made from.",
                 )
     _check_dataset_forces(ph, force_sets, dataset)
-    files += _attach_born(ph, born)
+    files += attach_born(ph, born)
     return RawReference(normalised_phonopy(ph, dataset), "force_sets", files)
 
 
-def _attach_born(ph: Phonopy, born: str | os.PathLike | None) -> list[Path]:
-    """Read a BORN file into ``ph.nac_params``; return it as a used input."""
+def attach_born(ph: Phonopy, born: str | os.PathLike | None) -> list[Path]:
+    """Read a BORN file into ``ph.nac_params``; return it as a used input (a list, empty
+    without ``born``)."""
     from phonopy.file_IO import parse_BORN
 
     if born is None:
@@ -157,103 +143,49 @@ def _attach_born(ph: Phonopy, born: str | os.PathLike | None) -> list[Path]:
     return [born]
 
 
-def _expand_archives(files: Sequence[Path], workdir: Path) -> list[ForceFile]:
-    """The force outputs to parse, in order; tar archives are unpacked (members sorted by name)."""
-    out: list[ForceFile] = []
-    for f in files:
-        require_file(f)
-        if ".tar" in f.suffixes:
-            dest = workdir / f.name
-            with reading(f, "a tar archive of force files"), tarfile.open(f) as tar:
-                members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
-                tar.extractall(dest, members=members, filter="data")
-            out.extend(ForceFile(f, dest / m.name, m.name) for m in members)
-        elif f.suffix in COMPRESSED_SUFFIXES:
-            plain = workdir / f.with_suffix("").name
-            with reading(f, "a compressed force file"):
-                plain.write_text(read_text(f), encoding="utf-8")
-            out.append(ForceFile(f, plain, f.name))
-        else:
-            out.append(ForceFile(f, f, f.name))
-    return out
-
-
-def _read_calc_forces(
-    disp_yaml: Path, files: Sequence[str | os.PathLike], interface: str, what: str
-) -> tuple[Phonopy, np.ndarray, list[Path]]:
-    """Forces (eV/Å for VASP, the code's unit otherwise) of one output per displacement;
-    the positions of vasprun.xml files are checked against the displacement set."""
-    ph = load_phonopy_yaml(disp_yaml)
-    paths = [Path(f) for f in files]
-    natom = len(ph.supercell)
-    with tempfile.TemporaryDirectory(prefix="phonft-") as tmp:
-        outputs = _expand_archives(paths, Path(tmp))
-        n_expected = n_displacements(ph)
-        if len(outputs) != n_expected:
-            raise InputFileError(
-                paths[0] if len(paths) == 1 else disp_yaml,
-                f"{len(outputs)} {what} files were given, but {disp_yaml.name} has {n_expected} displacements.",
-                "list one output per displaced supercell, in order (disp-001, disp-002, ...).",
-            )
-        forces = []
-        for out in outputs:
-            with reading(out.blamed, what):
-                ds = get_calc_dataset(interface, natom, [str(out.readable)], verbose=False)
-                f = np.asarray(ds["forces"], dtype=float)
-            forces.append(check_forces(f, 1, natom, out.blamed)[0])
-        if interface == "vasp":
-            check_positions(ph, outputs, disp_yaml)
-    return ph, np.asarray(forces), paths
-
-
-def _with_forces(ph: Phonopy, forces: np.ndarray) -> dict:
-    ds = copy.deepcopy(ph.dataset)
-    forces = remove_drift(forces)
-    if "first_atoms" in ds:
-        for d, f in zip(ds["first_atoms"], forces, strict=True):
-            d["forces"] = f
-    else:
-        ds["forces"] = forces
-    return ds
+def read_calc(disp_yaml: str | os.PathLike, outputs: Sequence[str | os.PathLike], interface: str,
+              born: str | os.PathLike | None = None, fmt: str = "calc") -> RawReference:
+    """``phonopy_disp.yaml`` + one force output of ``interface`` per displacement (+ ``BORN``),
+    read by phonopy's reader for the code (:mod:`phonft.references.calc`), in Å and eV/Å.
+    ``fmt`` labels the result: ``vasprun`` and ``qe`` are this reader for VASP and QE."""
+    disp_yaml = Path(disp_yaml)
+    ph, paths = read_calc_outputs(disp_yaml, outputs, interface)
+    used = attach_born(ph, born)
+    return RawReference(normalised_phonopy(ph), fmt, [disp_yaml, *paths, *used])
 
 
 def read_vasprun(disp_yaml: str | os.PathLike, vaspruns: Sequence[str | os.PathLike],
                  born: str | os.PathLike | None = None) -> RawReference:
     """``phonopy_disp.yaml`` + one ``vasprun.xml`` per displacement (or a tar archive) (+ ``BORN``)."""
-    disp_yaml = Path(disp_yaml)
-    ph, forces, paths = _read_calc_forces(disp_yaml, vaspruns, "vasp", "VASP vasprun.xml")
-    used = _attach_born(ph, born)
-    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "vasprun", [disp_yaml, *paths, *used])
+    return read_calc(disp_yaml, vaspruns, "vasp", born, fmt="vasprun")
 
 
 def read_qe(disp_yaml: str | os.PathLike, outputs: Sequence[str | os.PathLike],
             born: str | os.PathLike | None = None) -> RawReference:
     """``phonopy_disp.yaml`` (made with ``--qe``) + one pw.x output per displacement."""
-    disp_yaml = Path(disp_yaml)
-    ph, forces, paths = _read_calc_forces(disp_yaml, outputs, "qe", "Quantum ESPRESSO pw.x output")
-    if (ph.calculator or "vasp") != "qe":
-        raise InputFileError(
-            disp_yaml,
-            f"was written for calculator '{ph.calculator or 'vasp'}', not Quantum ESPRESSO.",
-            "create it with `phonopy --qe -d ...`, or use the qe/phonopy_disp.yaml that "
-            "`phonft displacements` writes.",
-        )
-    used = _attach_born(ph, born)
-    return RawReference(normalised_phonopy(ph, _with_forces(ph, forces)), "qe", [disp_yaml, *paths, *used])
+    return read_calc(disp_yaml, outputs, "qe", born, fmt="qe")
+
+
+def read_fc_file(spec: Any) -> RawReference:
+    """Force constants of a DFPT run (``force_constants`` format; a resolved
+    :class:`~phonft.specs.ReferenceSpec`): FORCE_CONSTANTS, force_constants.hdf5 or a VASP
+    vasprun.xml, with the unit cell and supercell matrix they belong to (+ ``BORN``)."""
+    from phonft.references.fcfile import read_force_constants
+
+    ph = read_force_constants(spec.force_constants, spec.unitcell, spec.interface, spec.supercell_matrix,
+                              spec.primitive_matrix)
+    used = attach_born(ph, spec.born)
+    if ph.nac_params is not None:
+        ph.nac_params = vasp_unit_nac(ph.nac_params)
+    notes = ["force constants read from the file (no displacements), symmetrized as the protocol says"]
+    return RawReference(ph, "force_constants", [spec.force_constants, spec.unitcell, *used], notes=notes)
 
 
 MDR_THERMAL_KEYS = ("temperatures", "free_e", "entropy", "heat_capacity")
 
 
-def read_mdr(path: str | os.PathLike) -> RawReference:
-    """An MDR phonon file (phonopy yaml, optionally ``.bz2``) with forces and thermal data.
-
-    The stored force constants are ignored: they are rebuilt from the forces and
-    symmetrized. The stored thermal values and energy (eV per *unit cell*) are kept as
-    ``source_values`` for comparison.
-    """
-    path = require_file(Path(path))
-    raw = safe_yaml(path, what="an MDR phonon yaml")
+def _check_mdr(path: Path, raw: Any) -> None:
+    """An MDR file's content has the keys :func:`read_mdr` reads."""
     if not isinstance(raw, dict):
         raise InputFileError(path, "is not a YAML mapping.", "use an MDR phonon yaml(.bz2) file.")
     missing = [k for k in ("unit_cell", "supercell_matrix", "displacements", *MDR_THERMAL_KEYS) if k not in raw]
@@ -263,7 +195,18 @@ def read_mdr(path: str | os.PathLike) -> RawReference:
             f"lacks the key(s) {', '.join(missing)} of an MDR phonon file; it may be truncated.",
             "download the file again.",
         )
-    ph = load_phonopy_yaml(path)
+
+
+def read_mdr(path: str | os.PathLike) -> RawReference:
+    """An MDR phonon file (phonopy yaml, optionally ``.bz2``) with forces and thermal data.
+
+    The file is read and decompressed once; its text is parsed by the safe loader (whose
+    result gives the thermal data) and by phonopy. The stored force constants are ignored:
+    they are rebuilt from the forces and symmetrized. The stored thermal values and energy
+    (eV per *unit cell*) are kept as ``source_values`` for comparison.
+    """
+    path = require_file(Path(path))
+    ph, raw = load_phonopy_yaml_data(path, lambda data: _check_mdr(path, data), what="an MDR phonon yaml")
     _check_dataset_forces(ph, path)
     n_unit = len(raw["unit_cell"]["points"])
     energy = raw.get("energy")

@@ -5,6 +5,7 @@ Reading a written folder back is :class:`phonft.references.folder.ReferenceFolde
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -18,19 +19,32 @@ from phonft.errors import ConfigError
 from phonft.io import atomic_directory, atomic_write_json, sha256_file
 from phonft.phonons import phonon_summary, produce_force_constants, thermal_json_record
 from phonft.protocols import ReferenceProtocol
-from phonft.references.plausibility import check_force_directions, check_force_units, common_path, enforce
+from phonft.references.plausibility import (
+    check_force_directions,
+    check_force_units,
+    common_path,
+    enforce,
+)
 from phonft.references.readers import (
     RawReference,
+    read_calc,
+    read_fc_file,
     read_force_sets,
     read_mdr,
     read_phono3py,
     read_phonopy_params,
-    read_qe,
-    read_vasprun,
 )
 from phonft.specs import ReferenceSpec, SpecError, resolve
 
 log = logging.getLogger(__name__)
+
+
+def given_force_constants(phonon, protocol: ReferenceProtocol) -> np.ndarray:
+    """``phonon``'s own force constants (read from a file, eV/Å²), symmetrized when the
+    protocol says so, as :func:`produce_force_constants` does for those built from forces."""
+    if protocol.symmetrize_fc:
+        phonon.symmetrize_force_constants()
+    return np.asarray(phonon.force_constants, dtype=np.float64)
 
 
 def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | None = None) -> RawReference:
@@ -40,10 +54,10 @@ def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | N
         return read_phonopy_params(spec.main)
     if fmt == "force_sets":
         return read_force_sets(spec.main, spec.force_sets, spec.born)
-    if fmt == "vasprun":
-        return read_vasprun(spec.main, spec.files, spec.born)
-    if fmt == "qe":
-        return read_qe(spec.main, spec.files, spec.born)
+    if fmt in ("vasprun", "qe", "calc"):
+        return read_calc(spec.main, spec.files, spec.interface, spec.born, fmt=fmt)
+    if fmt == "force_constants":
+        return read_fc_file(spec)
     if fmt == "mdr":
         return read_mdr(spec.main)
     if fmt == "phono3py":
@@ -58,11 +72,11 @@ def read_reference(spec: ReferenceSpec, displacements_dir: str | os.PathLike | N
 
 
 def force_files(spec: ReferenceSpec) -> list[Path]:
-    """The files that hold ``spec``'s forces: one per displacement for vasprun/qe outputs
-    (or the archives holding them), else the one file."""
+    """The files that hold ``spec``'s forces: one per displacement for calc outputs
+    (or the archives holding them), else the one file (the force constants' for DFPT)."""
     if spec.files:
         return list(spec.files)
-    return [spec.force_sets or spec.forces_fc3 or spec.main]
+    return [spec.force_sets or spec.forces_fc3 or spec.force_constants or spec.main]
 
 
 def _portable(path: Path) -> str:
@@ -99,7 +113,8 @@ class Reference:
     ) -> Reference:
         """Read, validate and compute everything in memory.
 
-        DFT forces (not an engine's) must pass :func:`check_force_directions` and
+        Force constants read as such (``force_constants``) are symmetrized as the protocol
+        says, like those built from forces, and pass the same unit check. DFT forces (not an engine's) must pass :func:`check_force_directions` and
         :func:`check_force_units`; with the spec's ``on_implausible: warn`` a failure is
         logged and noted in thermal.json instead of raised as
         :class:`~phonft.references.plausibility.ImplausibleForces`.
@@ -112,10 +127,11 @@ class Reference:
                 raise ConfigError(str(exc)) from exc
         raw = read_reference(spec, displacements_dir)
         checked = not raw.synthetic  # an engine computes eV/Å forces of the very supercells
-        if checked:
+        if checked and not raw.fc_only:
             enforce(lambda: check_force_directions(raw.phonon.dataset, force_files(spec)), spec.on_implausible,
                     raw.notes)
-        fc2 = produce_force_constants(raw.phonon, protocol)
+        fc2 = given_force_constants(raw.phonon, protocol) if raw.fc_only else produce_force_constants(raw.phonon,
+                                                                                                      protocol)
         summary = phonon_summary(raw.phonon, protocol)
         if checked:
             where = common_path(force_files(spec))
@@ -149,10 +165,14 @@ class Reference:
     def write(self, out_dir: str | os.PathLike, material: str) -> Path:
         """Write the normalised folder atomically (all files or none)."""
         ph = self.raw.phonon
+        fc_only = self.raw.fc_only  # no displacements: the yaml holds the force constants instead
+        if fc_only:  # compact (n_primitive, N, 3, 3): 1/32 of the full yaml; phonopy-load expands it
+            ph = copy.deepcopy(ph)
+            ph.force_constants = self.fc2[ph.primitive.p2s_map]
         with atomic_directory(out_dir) as tmp:
             ph.save(
                 tmp / "phonopy_params.yaml",
-                settings={"force_sets": True, "displacements": True, "force_constants": False,
+                settings={"force_sets": not fc_only, "displacements": not fc_only, "force_constants": fc_only,
                           "born_effective_charge": True, "dielectric_constant": True},
             )
             write_force_constants_to_hdf5(self.fc2, str(tmp / "fc2.hdf5"), physical_unit="eV/angstrom^2")
