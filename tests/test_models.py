@@ -35,16 +35,19 @@ def test_saved_chgnet_loads_in_chgnet_calculator(tmp_path):
 
 def test_saved_mace_loads_in_mace_calculator(tmp_path):
     from ase.build import bulk
-    from mace.calculators import MACECalculator
-
     from phonft.models import load_model
+    from phonft.models.mace import unsafe_torch_load_default
+
+    with unsafe_torch_load_default():  # MACECalculator's torch.load needs mace's switch, which an
+        from mace.calculators import MACECalculator  # earlier test may have imported and restored
 
     model = small_mace_model(["Si"], "float64")
     path = tmp_path / "model.pt"
     model.save(path)
     atoms = bulk("Si", "diamond", 5.43) * (2, 1, 1)
     atoms.rattle(0.02, seed=0)
-    atoms.calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+    with unsafe_torch_load_default():
+        atoms.calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
     ours = model.predict([atoms])[0]
     assert atoms.get_potential_energy() == pytest.approx(float(ours["energy"]), abs=1e-8)
     np.testing.assert_allclose(atoms.get_forces(), ours["forces"], atol=1e-8)
