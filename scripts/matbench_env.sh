@@ -49,7 +49,7 @@ case "$(cd "$(dirname "$VENV")" 2>/dev/null && pwd)/$(basename "$VENV")" in
 esac
 "$PY" -m venv "$VENV"
 pip_() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
-pip_ "$PHONO3PY" pymatviz
+pip_ "$PHONO3PY" pymatviz pytest  # pytest: the golden cases live in tests/test_evaluate_kappa.py
 if [[ -n "$SRC" ]]; then
   pip_ "$(cd "$SRC" && pwd)[phonons]" "$PHONO3PY"
   echo "matbench-discovery installed from the local tree $SRC"
