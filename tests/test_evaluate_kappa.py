@@ -425,7 +425,7 @@ def test_mbd_columns_and_round_trip(si_dft_coarse, tmp_path):
     assert mode.shape == (1, len(dft["mode_weights"]), 6, 6)
     np.testing.assert_allclose(mode[..., :3].mean(-1), dft["mode_kappa_tot_avg_W_mK"], rtol=1e-12)
     assert row["has_imag_ph_modes"] == False and row["init_spg_num"] == row["final_spg_num"] == 227  # noqa: E712
-    assert np.isnan(back.loc["x", "kappa_tot_rta"]) and back.loc["x", "error"] == "fc2: boom"
+    assert pd.isna(back.loc["x", "kappa_tot_rta"]) and back.loc["x", "error"] == "fc2: boom"  # JSON null
 
 
 def test_split_of_wigner_matrix():
@@ -717,8 +717,14 @@ def test_dft_record_format(si_dft_coarse, tmp_path):
     # a model's summary reads the DFT record beside its reference: <references>/<m>/kappa.json
     K.write_kappa_record(tmp_path / "references" / task.id / "kappa.json", rec)
     K.write_kappa_record(tmp_path / "evaluate" / "m" / "kappa" / f"{task.id}.json", rec)
-    block = K.kappa_summary(tmp_path / "evaluate" / "m", tmp_path / "references", [task.id])
+    block = K.kappa_summary(tmp_path / "evaluate" / "m", tmp_path / "references", [task.id],
+                            mbd_out=tmp_path / "evaluate" / "m" / "kappa_mbd.json.gz")
     assert block["srme_mean"] == pytest.approx(0.0, abs=1e-12) and block["n_materials"] == 1
+    assert block["failure_rate"] == 0.0 and block["imaginary_mode_rate"] == 0.0
+    assert block["spectrum_w1_THz"] == 0.0 and block["per_material"][0]["spectrum_w1_THz"] == 0.0
+    import pandas as pd
+
+    assert list(pd.read_json(tmp_path / "evaluate" / "m" / "kappa_mbd.json.gz").index) == [task.id]
 
 
 def test_dft_task_mismatch_is_an_error(si_params):

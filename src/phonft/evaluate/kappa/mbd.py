@@ -5,7 +5,8 @@ One row per material, indexed by material id, with the columns that
 predictions (the names of ``pymatviz.enums.Key`` and ``matbench_discovery.enums.MbdKey``):
 
 - ``kappa_tot_rta`` (T, 6), ``kappa_p_rta`` (T, 6), ``kappa_c`` (T, 6): Voigt conductivity
-  tensors (xx, yy, zz, yz, xz, xy) in W/m/K; NaN for a material without a conductivity;
+  tensors (xx, yy, zz, yz, xz, xy) in W/m/K; NaN for a material without a conductivity
+  (JSON null in the file, which pandas reads back as a missing value);
 - ``mode_kappa_tot_rta`` (T, q, s, 6) and ``mode_kappa_tot_avg`` (T, q, s): per-mode
   conductivities in W/m/K, weighted as phono3py's ``mode_kappa`` (their sum over q and s
   divided by the sum of ``mode_weights`` is the total);
