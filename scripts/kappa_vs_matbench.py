@@ -140,7 +140,8 @@ def compare_metrics(work: Path, records: dict, ups: dict) -> dict:
 
     from phonft.evaluate import srme as S
 
-    table = pd.read_json(gzip.open(work / "phonft_mbd.json.gz"))
+    with gzip.open(work / "phonft_mbd.json.gz") as f:
+        table = pd.read_json(f)
     to_np = {c: (lambda v: np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
              for c in ("kappa_tot_rta", "mode_kappa_tot_rta", "mode_kappa_tot_avg", "mode_weights", "kappa_tot_avg")}
     pred_rows, true_rows, ours = {}, {}, {}

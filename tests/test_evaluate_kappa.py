@@ -320,7 +320,9 @@ def test_mbd_output_round_trips_into_live_matbench(si_dft_coarse, tmp_path):
     if _in_process_matbench():
         from matbench_discovery.metrics.phonons import calc_kappa_metrics_from_dfs
 
-        arr = lambda v: np.asarray(v, dtype=float) if isinstance(v, list) else v  # noqa: E731
+        def arr(v):
+            return np.asarray(v, dtype=float) if isinstance(v, list) else v
+
         frames = [pd.read_json(f).astype(object).map(arr) for f in (pred_file, tmp_path / "true.json")]
         out = calc_kappa_metrics_from_dfs(*frames)
         theirs = {m: float(out.loc[task.id, m]) for m in ("srd", "sre", "srme")}
@@ -424,7 +426,7 @@ def test_mbd_columns_and_round_trip(si_dft_coarse, tmp_path):
     mode = np.asarray(row["mode_kappa_tot_rta"])
     assert mode.shape == (1, len(dft["mode_weights"]), 6, 6)
     np.testing.assert_allclose(mode[..., :3].mean(-1), dft["mode_kappa_tot_avg_W_mK"], rtol=1e-12)
-    assert row["has_imag_ph_modes"] == False and row["init_spg_num"] == row["final_spg_num"] == 227  # noqa: E712
+    assert not row["has_imag_ph_modes"] and row["init_spg_num"] == row["final_spg_num"] == 227
     assert pd.isna(back.loc["x", "kappa_tot_rta"]) and back.loc["x", "error"] == "fc2: boom"  # JSON null
 
 
