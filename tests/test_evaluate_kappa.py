@@ -1,19 +1,30 @@
 """The evaluate stage's kappa SRME (Matbench Discovery phonondb-v1): metrics, kappa103 data,
 DFT and model sides.
 
-The metric checks compare with numbers produced by Matbench Discovery's own
-``matbench_discovery.metrics.phonons`` (``calc_kappa_metrics_from_dfs``,
-``calc_mode_kappa_tot``, ``check_imaginary_freqs``, janosh/matbench-discovery commit
-023dca9) on the inputs built below. The PyPI release of matbench-discovery (1.3.1)
-predates that module, so the numbers were generated once from the upstream source and are
-stored here (GOLDEN_*); when a newer matbench-discovery with the module is installed,
-``test_metrics_match_live_matbench`` compares live as well.
+The golden values (GOLDEN_*) were produced by Matbench Discovery's own code
+(``matbench_discovery.metrics.phonons.calc_kappa_metrics_from_dfs``,
+``phonons.thermal_conductivity.calc_mode_kappa_tot``, ``phonons.check_imaginary_freqs``)
+at janosh/matbench-discovery commit 023dca9ae462376355f5a48534366286be3bbdfc, installed
+by ``scripts/matbench_env.sh`` (phono3py 3.30.1, pymatviz 0.18.0) and run by
+``scripts/kappa_vs_matbench.py upstream`` on the inputs built below. The live tests
+(``test_*_live_matbench``) run the same functions again, in-process when
+``matbench_discovery`` imports, else through the venv of ``scripts/matbench_env.sh``
+(``$PHONFT_MBD_VENV`` or its default folder); they skip when neither exists.
+
+The edge-case rules phonft adopted from upstream's later ``metrics/phonons.py``
+(commit 0519808e02b91732edaf97cd2b0330ac77627e39: SRD 0 when both κ are 0, negative κ
+invalid, censoring, failure and imaginary-mode rates, ``spectrum_w1``) are tested here
+on analytic cases: that version needs Python 3.14, so it is not run live.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +43,7 @@ needs_kappa103 = pytest.mark.skipif(not (KAPPA103 / K.KAPPA103_FILES["kappas"]).
 # ----------------------------------------------------------------------------- inputs
 # Each case: (pred, true) in Matbench Discovery's column names. pred: kappa_tot_rta (T, 6)
 # or NaN, mode_kappa_tot_rta (T, q, s, 6), mode_weights (q,), has_imag_ph_modes,
-# initial_spg_num, final_spg_num. true: kappa_tot_avg (T,), mode_kappa_tot_avg (T, q, s),
+# init_spg_num, final_spg_num. true: kappa_tot_avg (T,), mode_kappa_tot_avg (T, q, s),
 # spg_num.
 
 
@@ -58,7 +69,7 @@ def _perturbed_pred(true: dict, amplitude: float, shift: float, **flags) -> dict
     mode_rta = np.concatenate([mode_avg[..., None] * aniso, mode_avg[..., None] * off], axis=-1)
     kappa_rta = mode_rta.sum(axis=(1, 2)) / weights.sum()
     pred = {"kappa_tot_rta": kappa_rta, "mode_kappa_tot_rta": mode_rta, "mode_weights": weights,
-            "has_imag_ph_modes": False, "initial_spg_num": 225, "final_spg_num": 225}
+            "has_imag_ph_modes": False, "init_spg_num": 225, "final_spg_num": 225}
     pred.update(flags)
     return pred
 
@@ -72,9 +83,9 @@ def synthetic_cases() -> dict[str, tuple[dict, dict]]:
     t = _synthetic_true(seed=2.0)
     cases["imaginary"] = (_perturbed_pred(t, 0.2, 1.0, has_imag_ph_modes=True), t)
     t = _synthetic_true(seed=3.0)
-    cases["broken"] = (_perturbed_pred(t, 0.2, 1.5, initial_spg_num=225, final_spg_num=166), t)
+    cases["broken"] = (_perturbed_pred(t, 0.2, 1.5, init_spg_num=225, final_spg_num=166), t)
     t = _synthetic_true(seed=4.0)
-    cases["broken_vs_true"] = (_perturbed_pred(t, 0.2, 1.7, initial_spg_num=None, final_spg_num=221), t)
+    cases["broken_vs_true"] = (_perturbed_pred(t, 0.2, 1.7, init_spg_num=None, final_spg_num=221), t)
     t = _synthetic_true(seed=5.0)
     failed = _perturbed_pred(t, 0.2, 0.3)
     failed.update(kappa_tot_rta=np.nan, mode_kappa_tot_rta=np.nan, mode_weights=np.nan)
@@ -99,7 +110,7 @@ def to_records(pred: dict, true: dict) -> tuple[dict, dict]:
     """The same material as phonft kappa records."""
     failed = np.isscalar(pred["kappa_tot_rta"]) and np.isnan(pred["kappa_tot_rta"])
     rec = {"failed": bool(failed), "has_imaginary_modes": pred["has_imag_ph_modes"],
-           "spacegroup_initial": pred["initial_spg_num"], "spacegroup_final": pred["final_spg_num"],
+           "spacegroup_initial": pred["init_spg_num"], "spacegroup_final": pred["final_spg_num"],
            "broken_symmetry": None}
     if not failed:
         rec.update(kappa_tot_avg_W_mK=S.kappa_average(pred["kappa_tot_rta"]).tolist(),
@@ -147,8 +158,9 @@ IMAGINARY_CASES = {
 }
 
 # ----------------------------------------------------------------------------- golden values
-# Produced by matbench_discovery.metrics.phonons / phonons.thermal_conductivity (upstream
-# commit 023dca9) on the inputs above, printed with repr().
+# Produced by matbench_discovery.metrics.phonons / phonons.thermal_conductivity at upstream
+# commit 023dca9ae462376355f5a48534366286be3bbdfc on the inputs above, by
+# `scripts/kappa_vs_matbench.py upstream` (its comparison.json, "golden"), printed with repr().
 GOLDEN_SYNTHETIC = {'good': {'srd': -0.0498603205456922, 'sre': 0.0498603205456922, 'srme': 0.19402628598771324},
  'over': {'srd': -0.04994423284013824, 'sre': 0.04994423284013824, 'srme': 0.5197845048964108},
  'imaginary': {'srd': -0.02946089848651205, 'sre': 0.02946089848651205, 'srme': 2.0},
@@ -226,14 +238,196 @@ def test_imaginary_rule_matches_matbench():
         assert K.imaginary_modes(np.array(freqs)) is GOLDEN_IMAGINARY[name], name
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matbench_discovery") is None
-                    or importlib.util.find_spec("matbench_discovery.metrics.phonons") is None,
-                    reason="matbench-discovery with metrics.phonons is not installed (PyPI 1.3.1 lacks it)")
-def test_metrics_match_live_matbench():
+def _in_process_matbench() -> bool:
+    return (importlib.util.find_spec("matbench_discovery") is not None
+            and importlib.util.find_spec("matbench_discovery.metrics.phonons") is not None)
+
+
+def _mbd_python() -> str | None:
+    """The Python with matbench-discovery's kappa code: this one, or scripts/matbench_env.sh's venv."""
+    if _in_process_matbench():
+        return sys.executable
+    from phonft.cache import default_cache_dir
+
+    venv = Path(os.environ.get("PHONFT_MBD_VENV") or default_cache_dir() / "matbench-venv")
+    return str(venv / "bin" / "python") if (venv / "bin" / "python").is_file() else None
+
+
+needs_matbench = pytest.mark.skipif(_mbd_python() is None, reason="matbench-discovery's kappa code is not installed "
+                                    "(scripts/matbench_env.sh makes its venv)")
+
+_UPSTREAM_METRICS = """
+import json, sys
+import numpy as np, pandas as pd
+from matbench_discovery.metrics.phonons import calc_kappa_metrics_from_dfs
+arr = lambda v: np.asarray(v, dtype=float) if isinstance(v, list) else v
+pred, true = (pd.read_json(f).astype(object).map(arr) for f in sys.argv[1:3])
+out = calc_kappa_metrics_from_dfs(pred, true)
+print(json.dumps({str(k): {m: float(out.loc[k, m]) for m in ("srd", "sre", "srme")} for k in out.index}))
+"""
+
+
+def upstream_metrics_from_files(pred_json: Path, true_json: Path) -> dict[str, dict[str, float]]:
+    """calc_kappa_metrics_from_dfs on two DataFrame.to_json files, in matbench-discovery's Python."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([_mbd_python(), "-c", _UPSTREAM_METRICS, str(pred_json), str(true_json)],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def live_metrics(cases: dict[str, tuple[dict, dict]], tmp_path: Path) -> dict[str, dict[str, float]]:
+    if _in_process_matbench():
+        return matbench_metrics(cases)
+    import pandas as pd
+
+    frames = []
+    for side in (0, 1):
+        rows = {k: {c: v for c, v in case[side].items() if not c.startswith("_")} for k, case in cases.items()}
+        path = tmp_path / f"side{side}.json"
+        pd.DataFrame.from_dict(rows, orient="index").astype(object).to_json(path, double_precision=15)
+        frames.append(path)
+    return upstream_metrics_from_files(*frames)
+
+
+@needs_matbench
+def test_metrics_match_live_matbench(tmp_path):
     cases = synthetic_cases()
     if (KAPPA103 / K.KAPPA103_FILES["kappas"]).is_file():
         cases.update(real_cases())
-    _assert_close(_our_metrics(cases), matbench_metrics(cases))
+    _assert_close(_our_metrics(cases), live_metrics(cases, tmp_path))
+
+
+@needs_matbench
+def test_mbd_output_round_trips_into_live_matbench(si_dft_coarse, tmp_path):
+    """kappa_mbd.json.gz, as phonft writes it, is what calc_kappa_metrics_from_dfs reads:
+    a model record (the DFT one scaled by 1.3) scores the same upstream as in phonft."""
+    import pandas as pd
+
+    task, dft = si_dft_coarse
+    pred = dict(dft, kind="model")
+    for key in ("kappa_tot_W_mK", "kappa_p_W_mK", "kappa_c_W_mK", "kappa_tot_avg_W_mK", "mode_kappa_tot_W_mK",
+                "mode_kappa_tot_avg_W_mK"):
+        pred[key] = (1.3 * np.asarray(dft[key])).tolist()
+    pred["mode_kappa_tot_avg_W_mK"] = (np.asarray(pred["mode_kappa_tot_avg_W_mK"])
+                                       * (1 + 0.2 * np.sin(np.arange(np.size(dft["mode_weights"]))))[None, :, None]
+                                       ).tolist()
+    pred_file = K.write_kappa_mbd({task.id: pred}, tmp_path / "kappa_mbd.json.gz")
+    true = {task.id: {"kappa_tot_avg": dft["kappa_tot_avg_W_mK"], "mode_kappa_tot_avg": dft["mode_kappa_tot_avg_W_mK"],
+                      "spg_num": 227}}
+    pd.DataFrame.from_dict(true, orient="index").astype(object).to_json(tmp_path / "true.json", double_precision=15)
+    if _in_process_matbench():
+        from matbench_discovery.metrics.phonons import calc_kappa_metrics_from_dfs
+
+        def arr(v):
+            return np.asarray(v, dtype=float) if isinstance(v, list) else v
+
+        frames = [pd.read_json(f).astype(object).map(arr) for f in (pred_file, tmp_path / "true.json")]
+        out = calc_kappa_metrics_from_dfs(*frames)
+        theirs = {m: float(out.loc[task.id, m]) for m in ("srd", "sre", "srme")}
+    else:
+        theirs = upstream_metrics_from_files(pred_file, tmp_path / "true.json")[task.id]
+    table, _ = K.score_kappa({task.id: pred}, {task.id: dft})
+    assert 0 < theirs["srme"] < 2 and theirs["srd"] == pytest.approx(2 * 0.3 / 2.3, rel=1e-12)
+    for m in ("srd", "sre", "srme"):
+        assert table.loc[task.id, m] == pytest.approx(theirs[m], rel=1e-10, abs=1e-12), m
+
+
+@needs_matbench
+def test_spectrum_w1_matches_live_matbench():
+    """Against upstream's phonon_spectrum_w1 where the installed commit has it (added after
+    023dca9; see the analytic test otherwise)."""
+    if not _in_process_matbench():
+        pytest.skip("phonon_spectrum_w1 is checked in-process only")
+    phonons = importlib.import_module("matbench_discovery.metrics.phonons")
+    if not hasattr(phonons, "phonon_spectrum_w1"):
+        pytest.skip("the installed matbench-discovery predates phonon_spectrum_w1")
+    import pandas as pd
+
+    f1, w1 = np.array([[0.0, 1.0, 4.0], [2.0, 3.0, 5.0]]), np.array([6.0, 2.0])
+    f2 = np.array([[0.1, 1.2, 3.9], [2.2, 2.8, 5.5], [1.0, 1.0, 1.0]])
+    theirs = phonons.phonon_spectrum_w1(pd.Series({"ph_freqs": f1, "mode_weights": w1}),
+                                        pd.Series({"ph_freqs": f2, "mode_weights": np.ones(3)}))
+    assert K.spectrum_w1(f1, w1, f2, np.ones(3)) == pytest.approx(theirs, rel=1e-12)
+
+
+def test_later_upstream_edge_rules():
+    """Rules of upstream's later metrics/phonons.py (0519808), each on an analytic case."""
+    mode = [[[1.0], [3.0]]]
+    ref = {"kappa_tot_avg_W_mK": [2.0], "mode_kappa_tot_avg_W_mK": mode}
+    good = {"kappa_tot_avg_W_mK": [2.0], "mode_kappa_tot_avg_W_mK": mode, "mode_weights": [1.0, 1.0]}
+    assert S.material_metrics(good, ref) == {"srd": 0.0, "sre": 0.0, "srme": 0.0, "penalty": None}
+    # both kappa 0: SRD 0; SRME 0 when the modes agree, 2 when they do not
+    zero = {"kappa_tot_avg_W_mK": [0.0], "mode_kappa_tot_avg_W_mK": [[[0.0], [0.0]]]}
+    assert S.material_metrics({**zero, "mode_weights": [1.0, 1.0]}, zero)["srme"] == 0.0
+    assert S.material_metrics({**zero, "mode_weights": [1.0, 1.0]}, zero)["srd"] == 0.0
+    assert S.srme([[[1.0], [-1.0]]], [[[0.0], [0.0]]], [1.0, 1.0], [0.0], [0.0])[0] == 2.0
+    # a negative model kappa is invalid: SRD -2, SRME censored to 2
+    neg = S.material_metrics({**good, "kappa_tot_avg_W_mK": [-0.5]}, ref)
+    assert neg == {"srd": -2.0, "sre": 2.0, "srme": 2.0, "penalty": "failed"}
+    # invalid weights (zero sum, negative) are failures too
+    for w in ([0.0, 0.0], [1.0, -1.0], [np.nan, 1.0]):
+        assert S.material_metrics({**good, "mode_weights": w}, ref)["penalty"] == "failed", w
+    # a bad reference is an error, not a score
+    for bad in ([np.nan], [-1.0]):
+        with pytest.raises(ValueError, match="reference"):
+            S.material_metrics(good, {**ref, "kappa_tot_avg_W_mK": bad})
+    # imaginary-mode flags: NaN or None (a gap in a table) is not a flag, 1.0 is
+    assert S.penalty_reason({**good, "has_imaginary_modes": float("nan")}) is None
+    assert S.penalty_reason({**good, "has_imaginary_modes": None}) is None
+    assert S.penalty_reason({**good, "has_imaginary_modes": 1.0}) == "imaginary_modes"
+
+
+def test_spectrum_w1_analytic():
+    f = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 6.0]])
+    # a rigid shift by c moves every mode by c: W1 = c
+    assert K.spectrum_w1(f + 0.25, [1, 1], f, [1, 1]) == pytest.approx(0.25, rel=1e-12)
+    # q-point weights are repetitions: an irreducible mesh equals its full mesh
+    full = np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [3.0, 4.0, 6.0]])
+    assert K.spectrum_w1(f, [3, 1], full, None) == pytest.approx(0.0, abs=1e-15)
+    # two single modes a and b: |a - b|
+    assert K.spectrum_w1([[1.0]], [1], [[3.5]], [1]) == pytest.approx(2.5)
+    # moving one of four equally weighted modes by d: d/4
+    assert K.spectrum_w1([[0.0, 1.0, 2.0, 3.0 + 0.8]], None, [[0.0, 1.0, 2.0, 3.0]], None) == pytest.approx(0.2)
+    assert K.spectrum_w1(None, None, f, [1, 1]) is None
+    assert K.spectrum_w1([[np.nan, 1.0]], None, [[1.0, 1.0]], None) is None
+
+
+def test_summary_rates_and_spectrum_w1():
+    mode = [[[1.0, 2.0], [3.0, 2.0]]]
+    freqs = [[0.0, 1.0], [2.0, 3.0]]
+    ref = {"kappa_tot_avg_W_mK": [4.0], "mode_kappa_tot_avg_W_mK": mode, "mode_weights": [1.0, 1.0],
+           "frequencies_THz": freqs}
+    ok = dict(ref, has_imaginary_modes=False, frequencies_THz=(np.asarray(freqs) + 0.5).tolist())
+    preds = {"ok": ok, "imag": dict(ref, has_imaginary_modes=True),
+             "neg": dict(ref, kappa_tot_avg_W_mK=[-1.0], frequencies_THz=None)}
+    table, summary = K.score_kappa(preds, {m: ref for m in ("ok", "imag", "neg", "missing")})
+    assert summary["failure_rate"] == pytest.approx(3 / 4)  # imag, neg and missing are censored
+    assert summary["imaginary_mode_rate"] == pytest.approx(1 / 4)
+    assert table.loc["ok", "spectrum_w1_THz"] == pytest.approx(0.5)
+    assert table.loc["imag", "spectrum_w1_THz"] == pytest.approx(0.0)
+    assert summary["spectrum_w1_THz"] == pytest.approx(0.25) and summary["n_spectrum_w1"] == 2
+    assert summary["srd"] == pytest.approx((0 + 0 - 2 - 2) / 4)
+
+
+def test_mbd_columns_and_round_trip(si_dft_coarse, tmp_path):
+    """kappa_mbd.json.gz holds Matbench Discovery's columns; pandas reads it back whole."""
+    import pandas as pd
+
+    task, dft = si_dft_coarse
+    failed = {"id": "x", "failed": True, "status": "failed", "error": "fc2: boom", "has_imaginary_modes": None,
+              "spacegroup_initial": 225, "spacegroup_final": None, "kappa_tot_W_mK": None, "temperatures_K": [300.0]}
+    path = K.write_kappa_mbd({task.id: dft, "x": failed}, tmp_path / "kappa_mbd.json.gz")
+    back = pd.read_json(path)
+    assert list(back.columns) == list(K.MBD_COLUMNS)
+    row = back.loc[task.id]
+    np.testing.assert_allclose(row["kappa_tot_rta"], dft["kappa_tot_W_mK"], rtol=1e-14, atol=1e-12)
+    mode = np.asarray(row["mode_kappa_tot_rta"])
+    assert mode.shape == (1, len(dft["mode_weights"]), 6, 6)
+    np.testing.assert_allclose(mode[..., :3].mean(-1), dft["mode_kappa_tot_avg_W_mK"], rtol=1e-12)
+    assert not row["has_imag_ph_modes"] and row["init_spg_num"] == row["final_spg_num"] == 227
+    assert pd.isna(back.loc["x", "kappa_tot_rta"]) and back.loc["x", "error"] == "fc2: boom"  # JSON null
 
 
 def test_split_of_wigner_matrix():
@@ -525,8 +719,14 @@ def test_dft_record_format(si_dft_coarse, tmp_path):
     # a model's summary reads the DFT record beside its reference: <references>/<m>/kappa.json
     K.write_kappa_record(tmp_path / "references" / task.id / "kappa.json", rec)
     K.write_kappa_record(tmp_path / "evaluate" / "m" / "kappa" / f"{task.id}.json", rec)
-    block = K.kappa_summary(tmp_path / "evaluate" / "m", tmp_path / "references", [task.id])
+    block = K.kappa_summary(tmp_path / "evaluate" / "m", tmp_path / "references", [task.id],
+                            mbd_out=tmp_path / "evaluate" / "m" / "kappa_mbd.json.gz")
     assert block["srme_mean"] == pytest.approx(0.0, abs=1e-12) and block["n_materials"] == 1
+    assert block["failure_rate"] == 0.0 and block["imaginary_mode_rate"] == 0.0
+    assert block["spectrum_w1_THz"] == 0.0 and block["per_material"][0]["spectrum_w1_THz"] == 0.0
+    import pandas as pd
+
+    assert list(pd.read_json(tmp_path / "evaluate" / "m" / "kappa_mbd.json.gz").index) == [task.id]
 
 
 def test_dft_task_mismatch_is_an_error(si_params):

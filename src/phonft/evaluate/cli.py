@@ -67,7 +67,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
         k = s["kappa"]
         kappa = kappa_summary(args.model_dir, args.references, k.get("materials") or [], base_dir=args.base_dir,
                               kappa103=bool(k.get("kappa103")), kappa103_data=k.get("data_dir"),
-                              cache_dir=args.cache_dir)
+                              cache_dir=args.cache_dir, mbd_out=Path(args.model_dir) / "kappa_mbd.json.gz")
     summarize(args.name, args.model, s.get("materials") or [], args.model_dir, args.references,
               splits=s.get("splits"), base_dir=args.base_dir, base_name=s.get("base"), kappa=kappa,
               protocol=_mdr_protocol(s))

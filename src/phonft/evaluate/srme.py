@@ -10,10 +10,23 @@ Definitions (Póta, Ahlawat, Csányi, Simoncelli, arXiv:2408.00755; Matbench Dis
 - SRD = 2 (κ_ML − κ_DFT) / (κ_ML + κ_DFT); SRE = |SRD|;
 - SRME = 2 Σ_q,s |κ̃_ML − κ̃_DFT| / (N_q (κ_ML + κ_DFT)), with N_q from the model's weights.
 
-Penalties, as Matbench Discovery applies them: SRME = 2 for a material with imaginary
-modes, whose relaxation changed the space group, or without a (finite) model
-conductivity; SRD = −2 (SRE = 2) when the model has no finite conductivity. Both metrics
-lie in [0, 2]; the benchmark score is the mean over materials.
+Penalties and edge cases, as Matbench Discovery's later ``metrics/phonons.py`` applies
+them (janosh/matbench-discovery 0519808; the arithmetic is unchanged from 023dca9):
+
+- SRME = 2 (*censored*) for a material with imaginary modes, whose relaxation changed the
+  space group, or without a valid model conductivity;
+- a model conductivity is valid when it is one finite, non-negative value per
+  temperature; per-mode values must be finite and the q-point weights finite,
+  non-negative and of positive sum; anything else counts as a failure;
+- SRD = −2 (SRE = 2) for an invalid model conductivity (0 predicted conductivity);
+- SRD = 0 when both conductivities are 0; SRME = 0 then when the per-mode values agree
+  too, else 2; an SRME outside [0, 2] is censored to 2;
+- a reference conductivity that is NaN or negative is an error (``ValueError``).
+
+The benchmark score is the mean over materials; ``failure_rate`` is the fraction of
+censored materials and ``imaginary_mode_rate`` the fraction flagged for imaginary modes
+(see :mod:`phonft.evaluate.kappa.scores`). :func:`spectrum_w1` is the Wasserstein-1
+distance between the two phonon-frequency spectra that Matbench Discovery now reports.
 
 Imaginary modes are decided by Matbench Discovery's rule on the q-mesh frequencies
 (:func:`imaginary_modes`).
@@ -142,21 +155,44 @@ def split_mode_kappa_matrix(
             "mode_kappa_tot": mode_kappa_total(mode_kappa_p, mode_kappa_c, heat_capacity)}
 
 
+def finite_array(value: Any, *, nonnegative: bool = False) -> NDArray[np.float64] | None:
+    """``value`` as a float64 array when it is non-empty and finite (and ``>= 0`` with
+    ``nonnegative``), else ``None``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or (nonnegative and np.any(arr < 0)):
+        return None
+    return arr
+
+
+def _reference_kappa(kappa_true_avg: ArrayLike) -> NDArray[np.float64]:
+    true = finite_array(kappa_true_avg, nonnegative=True)
+    if true is None:
+        raise ValueError(f"the reference kappa_tot_avg must be finite and non-negative, got {kappa_true_avg!r}")
+    return np.atleast_1d(true)
+
+
 def srd(kappa_pred_avg: ArrayLike | None, kappa_true_avg: ArrayLike) -> NDArray[np.float64]:
     """Symmetric relative difference 2 (κ_ML − κ_DFT)/(κ_ML + κ_DFT) per temperature.
 
-    A missing or NaN model conductivity gives −2 (0 predicted conductivity).
+    An invalid model conductivity (missing, NaN, infinite or negative) gives −2 (0
+    predicted conductivity); both conductivities 0 give 0. An invalid reference raises
+    ``ValueError``.
     """
-    true = np.atleast_1d(np.asarray(kappa_true_avg, dtype=np.float64))
-    if _is_missing(kappa_pred_avg):
+    true = _reference_kappa(kappa_true_avg)
+    pred = finite_array(kappa_pred_avg, nonnegative=True)
+    if pred is None or np.atleast_1d(pred).shape != true.shape:
         return np.full(true.shape, -PENALTY)
-    pred = np.atleast_1d(np.asarray(kappa_pred_avg, dtype=np.float64))
-    out = 2.0 * (pred - true) / (pred + true)
-    return np.where(np.isnan(out), -PENALTY, out)
+    pred = np.atleast_1d(pred)
+    denominator = pred + true
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator == 0, 0.0, PENALTY * (pred - true) / denominator)
 
 
 def sre(kappa_pred_avg: ArrayLike | None, kappa_true_avg: ArrayLike) -> NDArray[np.float64]:
-    """Symmetric relative error |SRD| per temperature (2 for a missing prediction)."""
+    """Symmetric relative error |SRD| per temperature (2 for an invalid prediction)."""
     return np.abs(srd(kappa_pred_avg, kappa_true_avg))
 
 
@@ -167,7 +203,7 @@ def srme(
     kappa_pred_avg: ArrayLike | None,
     kappa_true_avg: ArrayLike,
 ) -> NDArray[np.float64]:
-    """Symmetric relative mean error per temperature, no penalties but missing data.
+    """Symmetric relative mean error per temperature, NaN where the prediction is invalid.
 
     Parameters
     ----------
@@ -179,41 +215,81 @@ def srme(
     kappa_pred_avg, kappa_true_avg
         Averaged total conductivities, shape (T,), W/m/K.
 
-    Returns [2] when the model's conductivity, per-mode values or weights are missing or
-    NaN. A NaN reference is an error.
+    Returns NaN (which :func:`material_metrics` censors to 2) when the model's
+    conductivity is missing, not finite or negative, its per-mode values are missing or not
+    finite, its weights are invalid, or the shapes differ; 0 when both totals are 0 and the
+    per-mode values agree (2 if they do not). An invalid reference raises ``ValueError``.
     """
-    if _is_missing(kappa_true_avg):
-        raise ValueError("found NaNs in the reference kappa_tot_avg values")
-    if _is_missing(kappa_pred_avg) or _is_missing(mode_kappa_pred_avg) or _is_missing(weights_pred):
-        return np.array([PENALTY])
-    pred = np.asarray(mode_kappa_pred_avg, dtype=np.float64)
-    true = np.asarray(mode_kappa_true_avg, dtype=np.float64)
-    if pred.shape != true.shape:
-        raise ValueError(f"per-mode kappa shapes differ: model {pred.shape}, reference {true.shape}; "
-                         "both must be on the same q-point mesh")
-    n_q = np.asarray(weights_pred, dtype=np.float64).sum()
-    micro = np.abs(pred - true).sum(axis=tuple(range(1, pred.ndim))) / n_q
-    denominator = (np.atleast_1d(np.asarray(kappa_pred_avg, dtype=np.float64))
-                   + np.atleast_1d(np.asarray(kappa_true_avg, dtype=np.float64)))
-    return 2.0 * micro / denominator
+    true_tot = _reference_kappa(kappa_true_avg)
+    true = finite_array(mode_kappa_true_avg)
+    if true is None:
+        raise ValueError("the reference per-mode conductivities are missing or not finite")
+    invalid = np.full(true_tot.shape, np.nan)
+    pred = finite_array(mode_kappa_pred_avg)
+    pred_tot = finite_array(kappa_pred_avg, nonnegative=True)
+    weights = finite_array(weights_pred, nonnegative=True)
+    if pred is None or pred_tot is None or weights is None or weights.sum() <= 0 \
+            or np.atleast_1d(pred_tot).shape != true_tot.shape or pred.shape != true.shape:
+        return invalid
+    micro = np.atleast_1d(np.abs(pred - true).sum(axis=tuple(range(1, pred.ndim))) / weights.sum())
+    denominator = np.atleast_1d(pred_tot) + true_tot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(denominator == 0, np.where(micro == 0, 0.0, PENALTY), PENALTY * micro / denominator)
+    return np.where(np.isfinite(scores) & (scores >= 0) & (scores <= PENALTY), scores, np.nan)
+
+
+def _spectrum(frequencies_THz: ArrayLike | None, q_weights: ArrayLike | None
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None] | None:
+    freqs = finite_array(frequencies_THz)
+    if freqs is None or freqs.ndim != 2:
+        return None
+    w = finite_array(q_weights, nonnegative=True)
+    if w is None or w.sum() <= 0 or w.ravel().shape != (freqs.shape[0],):
+        return freqs, None  # a full, uniformly weighted mesh
+    return freqs, np.repeat(w.ravel(), freqs.shape[1])
+
+
+def spectrum_w1(freqs_pred_THz: ArrayLike | None, weights_pred: ArrayLike | None,
+                freqs_true_THz: ArrayLike | None, weights_true: ArrayLike | None) -> float | None:
+    """Wasserstein-1 distance (THz) between two phonon-frequency spectra, or ``None``.
+
+    Each spectrum is the set of frequencies (q, s) of a q-mesh, every mode weighted by its
+    q-point's weight (irreducible mesh; uniform when the weights do not match the q axis),
+    i.e. W1 = ∫ |F_ML(ω) − F_DFT(ω)| dω of the two cumulative mode distributions, as
+    Matbench Discovery's ``phonon_spectrum_w1``. ``None`` when either spectrum is missing
+    or not finite.
+    """
+    from scipy.stats import wasserstein_distance
+
+    pred, true = _spectrum(freqs_pred_THz, weights_pred), _spectrum(freqs_true_THz, weights_true)
+    if pred is None or true is None:
+        return None
+    return float(wasserstein_distance(pred[0].ravel(), true[0].ravel(), pred[1], true[1]))
+
+
+def _flag(value: Any) -> bool:
+    """A flag that may be missing or NaN (a JSON/pandas gap counts as not flagged)."""
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and bool(value)
 
 
 def penalty_reason(pred: Mapping[str, Any], true: Mapping[str, Any] | None = None) -> str | None:
     """Why a model record scores SRME 2 before any arithmetic, or ``None``.
 
-    ``"failed"`` (an error, or no finite conductivity), ``"imaginary_modes"``,
-    ``"broken_symmetry"`` (relaxed space group differs from the initial one; when the
-    initial one is unknown, from the reference's ``spacegroup_initial``).
+    ``"imaginary_modes"``, ``"broken_symmetry"`` (relaxed space group differs from the
+    initial one; when the initial one is unknown, from the reference's
+    ``spacegroup_initial``), ``"failed"`` (an error, or no valid conductivity, per-mode
+    values or weights: see :func:`srd` and :func:`srme`).
     """
-    if pred.get("has_imaginary_modes") is True:
+    if _flag(pred.get("has_imaginary_modes")):
         return "imaginary_modes"
     final = pred.get("spacegroup_final")
     if final:
         initial = pred.get("spacegroup_initial") or (true or {}).get("spacegroup_initial")
         if initial and final != initial:
             return "broken_symmetry"
-    if pred.get("failed") or _is_missing(pred.get("kappa_tot_avg_W_mK")) \
-            or _is_missing(pred.get("mode_kappa_tot_avg_W_mK")) or _is_missing(pred.get("mode_weights")):
+    if pred.get("failed") or finite_array(pred.get("kappa_tot_avg_W_mK"), nonnegative=True) is None \
+            or finite_array(pred.get("mode_kappa_tot_avg_W_mK")) is None \
+            or finite_array(pred.get("mode_weights"), nonnegative=True) is None:
         return "failed"
     return None
 
@@ -256,8 +332,8 @@ def material_metrics(pred: Mapping[str, Any], true: Mapping[str, Any]) -> dict[s
     ``spacegroup_initial``, ``spacegroup_final``, ``failed``. When both carry q-points in a
     different order, the model's modes are reordered to the reference's first.
 
-    Returns ``{"srd", "sre", "srme", "penalty"}`` (floats; ``penalty`` is the reason or
-    ``None``).
+    Returns ``{"srd", "sre", "srme", "penalty"}`` (floats; ``penalty`` is the reason the
+    SRME was censored to 2, or ``None``).
     """
     kp = None if pred.get("failed") else pred.get("kappa_tot_avg_W_mK")
     d = float(srd(kp, true["kappa_tot_avg_W_mK"])[0])
@@ -270,4 +346,6 @@ def material_metrics(pred: Mapping[str, Any], true: Mapping[str, Any]) -> dict[s
         mode_pred = mode_pred[:, idx]
     value = float(srme(mode_pred, true["mode_kappa_tot_avg_W_mK"], pred["mode_weights"],
                        pred["kappa_tot_avg_W_mK"], true["kappa_tot_avg_W_mK"])[0])
+    if not np.isfinite(value):  # censored: an invalid prediction
+        return {"srd": d, "sre": abs(d), "srme": PENALTY, "penalty": "failed"}
     return {"srd": d, "sre": abs(d), "srme": value, "penalty": None}

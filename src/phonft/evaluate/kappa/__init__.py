@@ -33,7 +33,9 @@ Records are JSON-ready dicts (:func:`write_kappa_record`); the keys SRME needs a
 ``kappa_tot_avg_W_mK`` (per temperature), ``mode_kappa_tot_avg_W_mK`` (T, q, s),
 ``mode_weights`` and ``qpoints`` (irreducible q-points, reduced coordinates of the
 primitive reciprocal cell), plus the flags ``has_imaginary_modes``, ``broken_symmetry``,
-``spacegroup_initial``/``spacegroup_final`` and ``failed``/``error``.
+``spacegroup_initial``/``spacegroup_final`` and ``failed``/``error``; ``mode_kappa_tot_W_mK``
+(T, q, s, 6) is the per-mode Voigt tensor. :mod:`~phonft.evaluate.kappa.mbd` writes them
+in Matbench Discovery's column names (``kappa_mbd.json.gz`` beside a model's summary).
 
 Modules: :mod:`~phonft.evaluate.kappa.protocol` (:class:`KappaProtocol`, :class:`KappaTask`
 and the task parsers), :mod:`~phonft.evaluate.kappa.kappa103` (the kappa103 data: lookup,
@@ -55,6 +57,7 @@ from phonft.evaluate.kappa.kappa103 import (
     kappa103_references,
     load_kappa103,
 )
+from phonft.evaluate.kappa.mbd import MBD_COLUMNS, mbd_row, mbd_table, write_kappa_mbd
 from phonft.evaluate.kappa.protocol import (
     CONDUCTIVITY_TYPES,
     KappaProtocol,
@@ -64,13 +67,42 @@ from phonft.evaluate.kappa.protocol import (
     task_from_phono3py_params,
 )
 from phonft.evaluate.kappa.records import read_kappa_record, write_kappa_record
-from phonft.evaluate.kappa.scores import KAPPA103_PREFIX, kappa_parity_points, kappa_summary, score_kappa
-from phonft.evaluate.srme import imaginary_modes
+from phonft.evaluate.kappa.scores import (
+    KAPPA103_PREFIX,
+    kappa_parity_points,
+    kappa_summary,
+    score_kappa,
+)
+from phonft.evaluate.srme import imaginary_modes, spectrum_w1
 
 __all__ = [
-    "CONDUCTIVITY_TYPES", "KAPPA103_ENV", "KAPPA103_FILES", "KAPPA103_PREFIX", "KAPPA103_SHA256", "KAPPA103_URL",
-    "KappaProtocol", "KappaTask", "Matrix3", "dft_kappa", "download_kappa103", "imaginary_modes", "kappa103_dir",
-    "kappa103_references", "kappa_parity_points", "kappa_summary", "load_kappa103", "model_kappa",
-    "model_kappa_many", "read_kappa_record", "score_kappa", "task_from_atoms", "task_from_phono3py_params",
+    "CONDUCTIVITY_TYPES",
+    "KAPPA103_ENV",
+    "KAPPA103_FILES",
+    "KAPPA103_PREFIX",
+    "KAPPA103_SHA256",
+    "KAPPA103_URL",
+    "MBD_COLUMNS",
+    "KappaProtocol",
+    "KappaTask",
+    "Matrix3",
+    "dft_kappa",
+    "download_kappa103",
+    "imaginary_modes",
+    "kappa103_dir",
+    "kappa103_references",
+    "kappa_parity_points",
+    "kappa_summary",
+    "load_kappa103",
+    "mbd_row",
+    "mbd_table",
+    "model_kappa",
+    "model_kappa_many",
+    "read_kappa_record",
+    "score_kappa",
+    "spectrum_w1",
+    "task_from_atoms",
+    "task_from_phono3py_params",
+    "write_kappa_mbd",
     "write_kappa_record",
 ]

@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def model_kappa(model, task: KappaTask, protocol: KappaProtocol | None = None, *, batch_atoms: int | None = None,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, on_phono3py=None) -> dict[str, Any]:
     """The conductivity record of ``model`` on ``task`` (never raises for the material).
 
     ``model`` is a :class:`phonft.models.Model` (evaluate it in float64). Returns the record
     described in :mod:`phonft.evaluate.kappa`, with ``kind: "model"``, ``model`` (its spec),
     ``relaxation`` (steps, convergence, residual force, space groups, relaxed cell in Å),
     ``n_supercells`` and ``timings_s``. Any error gives ``status: "failed"`` with the
-    message in ``error``.
+    message in ``error``. ``on_phono3py(ph3)`` is called once the conductivity is done.
     """
     from phonft.evaluate.relax import relax, spacegroup_number
 
@@ -80,6 +80,8 @@ def model_kappa(model, task: KappaTask, protocol: KappaProtocol | None = None, *
 
         stage = "fc3 and conductivity"
         flags_and_conductivity(ph3, record, protocol, fc3_step)
+        if on_phono3py is not None:
+            on_phono3py(ph3)
     except Exception as exc:  # one material must never stop a benchmark run
         mark_failed(record, exc, stage)
     return finish_record(record, t0)
@@ -117,7 +119,7 @@ def model_kappa_many(model, tasks: Sequence[KappaTask], protocol: KappaProtocol 
 
 
 def dft_kappa(phono3py_params_path: str | os.PathLike, task: KappaTask,
-              protocol: KappaProtocol | None = None) -> dict[str, Any]:
+              protocol: KappaProtocol | None = None, on_phono3py=None) -> dict[str, Any]:
     """The conductivity record of the DFT forces stored in ``phono3py_params_path``.
 
     The structure is used as given (no relaxation); the supercells, primitive matrix and
@@ -126,6 +128,7 @@ def dft_kappa(phono3py_params_path: str | os.PathLike, task: KappaTask,
     else is applied as on the model side, so that the record compares with
     :func:`model_kappa` records. A file that cannot be read raises
     :class:`~phonft.errors.InputFileError`; a failure after that gives a ``failed`` record.
+    ``on_phono3py`` as in :func:`model_kappa`.
     """
     from phonft.evaluate.relax import spacegroup_number
     from phonft.atoms import to_ase
@@ -159,6 +162,8 @@ def dft_kappa(phono3py_params_path: str | os.PathLike, task: KappaTask,
         stage = "conductivity"
         flags_and_conductivity(ph3, record, protocol,
                                (lambda p: None) if fc3_done else (lambda p: produce_fc3(p, protocol)))
+        if on_phono3py is not None:
+            on_phono3py(ph3)
     except Exception as exc:
         mark_failed(record, exc, stage)
     return finish_record(record, t0)

@@ -111,7 +111,7 @@ def _conductivity(ph3, protocol: KappaProtocol) -> dict[str, Any]:
     return {
         "kappa_tot_W_mK": kappa_tot, "kappa_p_W_mK": kappa_p, "kappa_c_W_mK": kappa_c,
         "kappa_tot_avg_W_mK": metrics.kappa_average(kappa_tot),
-        "mode_kappa_tot_avg_W_mK": metrics.kappa_average(mode_tot),
+        "mode_kappa_tot_W_mK": mode_tot, "mode_kappa_tot_avg_W_mK": metrics.kappa_average(mode_tot),
         "mode_weights": weights, "qpoints": np.asarray(cond.qpoints, dtype=np.float64),
         "frequencies_THz": freqs, "mode_heat_capacity_eV_K": cv,
     }

@@ -30,7 +30,7 @@ def base_record(task: KappaTask, kind: str, protocol: KappaProtocol, **extra: An
         "spacegroup_initial": None, "spacegroup_final": None, "min_frequency_THz": None,
         "relaxation": None, "temperatures_K": [protocol.temperature_K], "q_mesh": list(task.q_mesh),
         "kappa_tot_W_mK": None, "kappa_p_W_mK": None, "kappa_c_W_mK": None, "kappa_tot_avg_W_mK": None,
-        "mode_kappa_tot_avg_W_mK": None, "mode_weights": None, "qpoints": None, "frequencies_THz": None,
+        "mode_kappa_tot_W_mK": None, "mode_kappa_tot_avg_W_mK": None, "mode_weights": None, "qpoints": None, "frequencies_THz": None,
         "timings_s": {}, **protocol.record(),
     }
 

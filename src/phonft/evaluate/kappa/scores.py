@@ -23,6 +23,7 @@ import numpy as np
 from phonft.errors import ConfigError, PhonftError
 from phonft.evaluate import srme as metrics
 from phonft.evaluate.kappa.kappa103 import kappa103_references
+from phonft.evaluate.kappa.mbd import write_kappa_mbd
 from phonft.evaluate.kappa.records import read_kappa_record
 from phonft.io import read_json
 
@@ -41,10 +42,16 @@ def score_kappa(model_records: Mapping[str, Mapping[str, Any]], ref_records: Map
     table : pandas.DataFrame
         Indexed by material id: ``srme``, ``sre``, ``srd``, ``kappa_model_W_mK``,
         ``kappa_dft_W_mK`` (averaged, first temperature), ``penalty`` (reason or None),
-        ``has_imaginary_modes``, ``broken_symmetry``, ``failed``, ``error``.
+        ``has_imaginary_modes``, ``broken_symmetry``, ``failed``, ``error``,
+        ``spectrum_w1_THz`` (:func:`~phonft.evaluate.srme.spectrum_w1`, None without both
+        spectra).
     summary : dict
-        ``srme``, ``sre`` (means), ``n_materials``, ``n_penalised``, ``n_failed``,
-        ``n_imaginary``, ``n_broken_symmetry``, ``n_missing``.
+        ``srme``, ``sre``, ``srd`` (means), ``failure_rate`` (fraction censored to SRME 2,
+        for any reason, as Matbench Discovery's ``κ_failure_rate``), ``imaginary_mode_rate``
+        (fraction flagged for imaginary modes; missing flags count as unflagged),
+        ``spectrum_w1_THz`` (mean over materials with both spectra, each rounded to 4
+        decimals as upstream, or None), ``n_materials``, ``n_penalised``, ``n_failed``,
+        ``n_imaginary``, ``n_broken_symmetry``, ``n_missing``, ``n_spectrum_w1``.
     """
     import pandas as pd
 
@@ -71,12 +78,26 @@ def score_kappa(model_records: Mapping[str, Mapping[str, Any]], ref_records: Map
             "penalty": m["penalty"], "has_imaginary_modes": pred.get("has_imaginary_modes"),
             "broken_symmetry": pred.get("broken_symmetry"), "failed": bool(pred.get("failed")),
             "missing": missing, "error": pred.get("error"),
+            "spectrum_w1_THz": metrics.spectrum_w1(pred.get("frequencies_THz"), pred.get("mode_weights"),
+                                                   ref.get("frequencies_THz"), ref.get("mode_weights")),
         })
     table = pd.DataFrame(rows).set_index("id") if rows else pd.DataFrame(
         columns=["srme", "sre", "srd", "penalty"]).rename_axis("id")
+    return table, _means(table, rows)
+
+
+def _means(table, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``summary`` of :func:`score_kappa`: means, rates and counts over its rows."""
+    w1 = [round(r["spectrum_w1_THz"], 4) for r in rows if r["spectrum_w1_THz"] is not None]
     summary = {
         "srme": float(table["srme"].mean()) if rows else float("nan"),
         "sre": float(table["sre"].mean()) if rows else float("nan"),
+        "srd": float(table["srd"].mean()) if rows else float("nan"),
+        "failure_rate": float(table["penalty"].notna().mean()) if rows else float("nan"),
+        "imaginary_mode_rate": float(np.mean([r["has_imaginary_modes"] is True for r in rows])) if rows
+        else float("nan"),
+        "spectrum_w1_THz": float(np.mean(w1)) if w1 else None,
+        "n_spectrum_w1": len(w1),
         "n_materials": len(rows),
         "n_penalised": int(table["penalty"].notna().sum()) if rows else 0,
         "n_failed": int((table["penalty"] == "failed").sum()) if rows else 0,
@@ -84,7 +105,7 @@ def score_kappa(model_records: Mapping[str, Mapping[str, Any]], ref_records: Map
         "n_broken_symmetry": int((table["penalty"] == "broken_symmetry").sum()) if rows else 0,
         "n_missing": int(table["missing"].sum()) if rows else 0,
     }
-    return table, summary
+    return summary
 
 
 def _model_records(model_dir: Path, materials: Sequence[str], kappa103: bool) -> dict[str, Any]:
@@ -113,8 +134,8 @@ def _score(preds: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     vendored = [r["srme"] for r in rows if not str(r["id"]).startswith(KAPPA103_PREFIX)]
     k103 = [r["srme"] for r in rows if str(r["id"]).startswith(KAPPA103_PREFIX)]
-    return {"srme_mean": means["srme"], "sre_mean": means["sre"], **{k: v for k, v in means.items()
-                                                                     if k not in ("srme", "sre")},
+    return {"srme_mean": means["srme"], "sre_mean": means["sre"], "srd_mean": means["srd"],
+            **{k: v for k, v in means.items() if k not in ("srme", "sre", "srd")},
             "srme_mean_vendored": sum(vendored) / len(vendored) if vendored else None,
             "srme_mean_kappa103": sum(k103) / len(k103) if k103 else None,
             "n_kappa103": len(k103), "per_material": rows}
@@ -122,13 +143,18 @@ def _score(preds: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
 
 def kappa_summary(model_dir: str | os.PathLike, references: str | os.PathLike | None, materials: Sequence[str],
                   *, base_dir: str | os.PathLike | None = None, kappa103: bool = False,
-                  kappa103_data: str | None = None, cache_dir: str | None = None) -> dict[str, Any] | None:
+                  kappa103_data: str | None = None, cache_dir: str | None = None,
+                  mbd_out: str | os.PathLike | None = None) -> dict[str, Any] | None:
     """The ``kappa`` block of a model's ``summary.json``: SRME and SRE per material and
     their means (Matbench Discovery's penalties applied), and the base model's, if given.
 
     ``model_dir`` (and ``base_dir``) hold ``kappa/<m>.json`` and ``kappa103/<id>.json``;
-    ``references`` is the references root, holding the DFT ``<m>/kappa.json``."""
+    ``references`` is the references root, holding the DFT ``<m>/kappa.json``. With
+    ``mbd_out``, the model's records are also written there in Matbench Discovery's column
+    names (:func:`~phonft.evaluate.kappa.mbd.write_kappa_mbd`)."""
     preds = _model_records(Path(model_dir), materials, kappa103)
+    if mbd_out is not None:
+        write_kappa_mbd(preds, mbd_out)
     ids = [k.removeprefix(KAPPA103_PREFIX) for k in preds if k.startswith(KAPPA103_PREFIX)]
     refs = _reference_records(references and Path(references), materials, ids, kappa103_data, cache_dir)
     if not refs:
