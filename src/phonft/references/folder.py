@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,11 @@ class ReferenceFolder:
         The ``thermal.json`` record (summary, provenance, ``protocol_digest``).
     sha256
         SHA-256 of ``thermal.json`` and ``fc2.hdf5``, by file name.
-    labels_phonon, labels_fc2_eV_A2
-        When the folder has ``labels/`` (a reference with ``supercell_labels``): the
-        :class:`Phonopy` of the larger supercell (``labels/phonopy_params.yaml``) and its
-        full force constants (from the compact ``labels/fc2.hdf5``, eV/Å²), else ``None``. Only
-        :meth:`training_supercell` and :meth:`training_fc2_eV_A2` use them; everything else
-        here (and the held-out and evaluation stages) is the DFT reference as is.
+
+    A folder written for ``supercell_labels`` also has ``labels/``, read (on first use) by
+    :attr:`labels_phonon` and :attr:`labels_fc2_eV_A2`. Only the ``training_*`` methods use
+    them; everything else here (and so augment, the held-out phonons and evaluate) is the
+    DFT reference as is.
     """
 
     path: Path
@@ -118,8 +118,22 @@ class ReferenceFolder:
     fc2_eV_A2: np.ndarray = field(repr=False)
     thermal: dict[str, Any] = field(repr=False)
     sha256: dict[str, str]
-    labels_phonon: Phonopy | None = field(default=None, repr=False)
-    labels_fc2_eV_A2: np.ndarray | None = field(default=None, repr=False)
+
+    @cached_property
+    def _labels(self) -> tuple[Phonopy | None, np.ndarray | None]:
+        return read_labels(self.path / LABELS)
+
+    @property
+    def labels_phonon(self) -> Phonopy | None:
+        """The :class:`Phonopy` of the ``labels/`` supercell (``labels/phonopy_params.yaml``,
+        structure only), or ``None`` when the folder has no ``labels/``."""
+        return self._labels[0]
+
+    @property
+    def labels_fc2_eV_A2(self) -> np.ndarray | None:
+        """Full force constants (N, N, 3, 3), eV/Å², of the ``labels/`` supercell (from the
+        compact ``labels/fc2.hdf5``), or ``None``."""
+        return self._labels[1]
 
     @classmethod
     def load(cls, ref_dir: str | os.PathLike) -> ReferenceFolder:
@@ -131,10 +145,8 @@ class ReferenceFolder:
         if not (fc_only or _has_forces(phonon)):
             raise InputFileError(path / PARAMS, "holds no DFT forces.", _FIX_CORRUPT)
         fc2 = read_fc2(path / FC2, len(phonon.supercell))
-        labels_phonon, labels_fc2 = read_labels(path / LABELS)
         return cls(path=path, phonon=phonon, fc2_eV_A2=fc2, thermal=thermal,
-                   sha256={name: sha256_file(path / name) for name in (THERMAL, FC2)},
-                   labels_phonon=labels_phonon, labels_fc2_eV_A2=labels_fc2)
+                   sha256={name: sha256_file(path / name) for name in (THERMAL, FC2)})
 
     def training_supercell(self) -> Atoms:
         """The supercell fine-tuning trains on: the ``labels/`` one when present, else the
