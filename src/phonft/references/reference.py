@@ -34,7 +34,11 @@ from phonft.references.readers import (
     read_phono3py,
     read_phonopy_params,
 )
-from phonft.references.supercell_labels import SupercellLabels, supercell_labels, write_labels
+from phonft.references.supercell_labels import (
+    SupercellLabels,
+    supercell_labels,
+    write_labels,
+)
 from phonft.specs import ReferenceSpec, SpecError, resolve
 
 log = logging.getLogger(__name__)

@@ -52,7 +52,7 @@ def check_label_size(phonon: Phonopy, matrix: np.ndarray, max_atoms: int | None,
                      what: str = f"reference: {KEY}") -> int:
     """The atom count of the ``matrix`` supercell; a :class:`ConfigError` when it exceeds
     ``max_atoms`` (``displacements.max_supercell_atoms_fc2``), before anything is built."""
-    cells = int(round(abs(np.linalg.det(matrix))))
+    cells = round(abs(float(np.linalg.det(matrix))))
     n_atoms = len(phonon.unitcell) * cells
     if max_atoms is not None and n_atoms > max_atoms:
         raise ConfigError(f"{what} {matrix.tolist()} holds {n_atoms} atoms ({len(phonon.unitcell)} per unit cell x "
