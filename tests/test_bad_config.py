@@ -148,7 +148,7 @@ def test_known_keys_agree_with_the_schema():
     from phonft.plan.keys import CONFIG_KEYS
     from phonft.plan.layout import SAFE_NAME
     from phonft.protocols import SupercellLimits
-    from phonft.specs import FORMATS, MATERIAL_KEYS, REFERENCE_KEYS, STRUCTURE_KEYS
+    from phonft.specs import COMMON_REFERENCE_KEYS, FORMATS, MATERIAL_KEYS, REFERENCE_KEYS, STRUCTURE_KEYS
 
     schema = _schema()
     for dotted, known in CONFIG_KEYS.items():
@@ -162,7 +162,7 @@ def test_known_keys_agree_with_the_schema():
     assert set(material["properties"]["structure"]["properties"]) == set(STRUCTURE_KEYS)
     reference = material["properties"]["reference"]
     assert reference["additionalProperties"] is False
-    assert set(reference["properties"]) == {"format"}.union(*REFERENCE_KEYS.values())
+    assert set(reference["properties"]) == {"format", *COMMON_REFERENCE_KEYS}.union(*REFERENCE_KEYS.values())
     assert reference["properties"]["format"]["enum"] == list(FORMATS) == list(REFERENCE_KEYS)
     assert schema["$defs"]["safe_name"]["pattern"] == f"^{SAFE_NAME}$"
     limits = schema["properties"]["displacements"]["properties"]

@@ -116,11 +116,11 @@ def cmd_displacements(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- references
 
-REFERENCES_SETTINGS = ("material", "protocol")
+REFERENCES_SETTINGS = ("material", "protocol", "limits")
 
 
 def cmd_references(args: argparse.Namespace) -> None:
-    from phonft.protocols import ReferenceProtocol
+    from phonft.protocols import ReferenceProtocol, SupercellLimits
     from phonft.references import Reference
     from phonft.specs import SpecError, material_reference
 
@@ -130,14 +130,19 @@ def cmd_references(args: argparse.Namespace) -> None:
     except SpecError as exc:
         raise ConfigError(str(exc)) from exc
     protocol = ReferenceProtocol.from_dict(settings.get("protocol"))
+    limits = SupercellLimits.from_dict(settings.get("limits"))
     t0 = time.perf_counter()
-    ref = Reference.read(spec, base_dir=args.base_dir, displacements_dir=args.displacements, protocol=protocol)
+    ref = Reference.read(spec, base_dir=args.base_dir, displacements_dir=args.displacements, protocol=protocol,
+                         max_label_atoms=limits.max_supercell_atoms_fc2)
     ref.write(args.out, args.material)
     s = ref.summary
     log.info("%s: omega_max %.1f K, stable=%s (%d imaginary), S(300 K)=%.3f J/K/mol, %.1f s -> %s",
              args.material, s["omega_max_K"], s["dynamically_stable"], s["n_imaginary"],
              s["entropy_J_per_K_mol"][list(protocol.temperatures_K).index(300.0)]
              if 300.0 in protocol.temperatures_K else float("nan"), time.perf_counter() - t0, args.out)
+    if ref.labels is not None:
+        log.info("%s: supercell_labels %s: %d-atom fc2 -> %s/labels", args.material, ref.labels.matrix.tolist(),
+                 len(ref.labels.phonon.supercell), args.out)
 
 
 # --------------------------------------------------------------------------- figures

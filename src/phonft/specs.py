@@ -32,6 +32,11 @@ engine            ``calculator`` (+ ``calculator_kwargs``): an ASE calculator co
 A material's ``augment`` block (``{labels: {format: ..., ...}}``, the augment stage's label
 source) is checked here too (:func:`check_augment`); its formats are :data:`LABEL_FORMATS`.
 
+Every format also takes ``supercell_labels``: a supercell matrix (3 integers, 9, or 3 rows
+of 3, unit-cell basis like a material's ``supercell``) whose force constants the references
+stage also writes, Fourier-interpolated from the DFT ones
+(:mod:`phonft.references.supercell_labels`), for fine-tuning at that size.
+
 Every format also takes ``on_implausible``: ``error`` (the default) or ``warn``, what the
 references stage does when the forces fail its plausibility checks (wrong unit, forces not
 of the displacement set; :mod:`phonft.references.plausibility`).
@@ -74,6 +79,8 @@ REFERENCE_KEYS = {
 }
 """The keys each reference format reads, besides ``format``; any other key is an error (it
 would be ignored, and a default file read in its place)."""
+COMMON_REFERENCE_KEYS = ("supercell_labels",)
+"""Keys every reference format takes, besides its own :data:`REFERENCE_KEYS`."""
 
 MATERIAL_KEYS = ("structure", "reference", "supercell", "primitive_matrix", "fc3", "augment")
 """Keys of a ``materials.<id>`` entry."""
@@ -113,6 +120,7 @@ class ReferenceSpec:
     calculator: str | None = None
     calculator_kwargs: dict[str, Any] = field(default_factory=dict)
     on_implausible: str = ON_IMPLAUSIBLE[0]  # error, or warn: implausible forces are logged, not refused
+    supercell_labels: tuple[tuple[int, int, int], ...] | None = None  # also write labels of this supercell
 
     @property
     def inputs(self) -> list[Path]:
@@ -140,7 +148,7 @@ def check_reference(spec: Any) -> None:
     fmt = spec["format"]
     if fmt not in FORMATS:
         raise SpecError(f"unknown reference format {short_repr(fmt)}; use one of: {', '.join(FORMATS)}")
-    _unknown(f"reference (format {fmt})", spec, ("format", *REFERENCE_KEYS[fmt]))
+    _unknown(f"reference (format {fmt})", spec, ("format", *REFERENCE_KEYS[fmt], *COMMON_REFERENCE_KEYS))
 
 
 def _mapping(where: str, value: Any, known: tuple[str, ...], not_a_mapping: str) -> dict:
@@ -190,7 +198,20 @@ def resolve(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> Referenc
     if on_implausible not in ON_IMPLAUSIBLE:
         raise SpecError(f"reference key 'on_implausible' must be one of {', '.join(ON_IMPLAUSIBLE)}, "
                         f"not {short_repr(on_implausible)}")
-    return replace(resolved, on_implausible=on_implausible)
+    return replace(resolved, on_implausible=on_implausible, supercell_labels=_supercell_labels(spec))
+
+
+def _supercell_labels(spec: dict[str, Any]) -> tuple[tuple[int, int, int], ...] | None:
+    """The spec's ``supercell_labels`` as 3 integer rows (None when absent), else :class:`SpecError`."""
+    from phonft.errors import ConfigError
+    from phonft.protocols import supercell_rows
+
+    if spec.get("supercell_labels") is None:
+        return None
+    try:
+        return supercell_rows(spec["supercell_labels"], "reference: supercell_labels")
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
 
 
 CODE_FORMATS = {"vasprun": "vasp", "qe": "qe"}

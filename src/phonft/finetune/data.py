@@ -2,7 +2,8 @@
 
 A :class:`PhononSample` is one material's reference supercell (from
 ``results/references/<m>/phonopy_params.yaml``) with its full DFT force constants
-(``fc2.hdf5``, shape (N, N, 3, 3), eV/Å²): column ``c = 3 j + b`` of the supercell
+(``fc2.hdf5``, shape (N, N, 3, 3), eV/Å²), or the larger supercell of its ``labels/``
+with force constants interpolated from them (``supercell_labels``): column ``c = 3 j + b`` of the supercell
 Hessian is ``fc2[:, j, :, b]``. The supercell is the DFT equilibrium geometry, so its
 force and stress labels are zero. A :class:`ReplaySample` is a labelled structure from
 an extxyz file with ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and ``REF_stress`` (eV/Å³);
@@ -58,8 +59,17 @@ class ReplaySample:
         return len(self.atoms)
 
 
+def _sample(material: str, atoms: Atoms, fc2_eV_A2: np.ndarray, independent_atoms: np.ndarray) -> PhononSample:
+    """A :class:`PhononSample` at equilibrium: zero force and stress labels."""
+    n = len(atoms)
+    return PhononSample(material=material, atoms=atoms, fc2_eV_A2=fc2_eV_A2,
+                        distances_A=atoms.get_all_distances(mic=True), independent_atoms=independent_atoms,
+                        forces_eV_A=np.zeros((n, 3)), stress_eV_A3=np.zeros((3, 3)))
+
+
 def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) -> PhononSample:
-    """The training sample of a references folder (its supercell and ``fc2.hdf5``).
+    """The training sample of a references folder: its supercell and ``fc2.hdf5``, or, when
+    the folder has ``labels/`` (``supercell_labels``), the larger supercell and its fc2.
 
     Missing or corrupt files raise an :class:`~phonft.errors.InputFileError` naming the
     file (:meth:`phonft.references.folder.ReferenceFolder.load`).
@@ -67,11 +77,26 @@ def load_phonon_sample(ref_dir: str | os.PathLike, material: str | None = None) 
     from phonft.references.folder import ReferenceFolder
 
     ref = ReferenceFolder.load(ref_dir)
-    atoms = ref.supercell()
-    n = len(atoms)
-    return PhononSample(material=material or ref.material, atoms=atoms, fc2_eV_A2=ref.fc2_eV_A2,
-                        distances_A=atoms.get_all_distances(mic=True), independent_atoms=ref.independent_atoms(),
-                        forces_eV_A=np.zeros((n, 3)), stress_eV_A3=np.zeros((3, 3)))
+    return _sample(material or ref.material, ref.training_supercell(), ref.training_fc2_eV_A2(),
+                   ref.training_independent_atoms())
+
+
+def real_size_sample(ref_dir: str | os.PathLike, supercell_matrix, material: str | None = None,
+                     max_atoms: int | None = None) -> PhononSample:
+    """The training sample of a references folder's DFT fc2 expanded, in memory, to the
+    ``supercell_matrix`` supercell (3 integers, 9, or 3 rows of 3, unit-cell basis), e.g.
+    ``[4, 4, 4]`` for 512-atom MgO (:mod:`phonft.references.supercell_labels`); for
+    benchmarks and tests at real sizes. A bad matrix raises a :class:`~phonft.errors.ConfigError`.
+    """
+    from phonft.atoms import to_ase
+    from phonft.references.folder import ReferenceFolder
+    from phonft.references.supercell_labels import supercell_labels
+
+    ref = ReferenceFolder.load(ref_dir)
+    labels = supercell_labels(ref.phonon, ref.fc2_eV_A2, supercell_matrix, max_atoms)
+    atoms = to_ase(labels.phonon.supercell)
+    independent = np.asarray(labels.phonon.symmetry.get_independent_atoms(), dtype=int)
+    return _sample(material or ref.material, atoms, labels.fc2_eV_A2, independent)
 
 
 def reference_unitcell(ref_dir: str | os.PathLike) -> Atoms:

@@ -10,7 +10,8 @@ action (rule)            settings keys
 structures               material (its config entry), mdr_url
 displacements            protocol (DisplacementProtocol fields, material overrides in),
                          limits (SupercellLimits: the largest supercells, in atoms)
-references               material, protocol (ReferenceProtocol fields)
+references               material, protocol (ReferenceProtocol fields), limits
+                         (max_supercell_atoms_fc2, for supercell_labels)
 augment                  protocol (AugmentSettings fields: the augment block but
                          materials), labels (LabelSettings: materials.<m>.augment.labels)
 finetune_split           run (its config entry)
@@ -120,7 +121,14 @@ def displacements(plan: Plan, material: str) -> dict[str, Any]:
 
 
 def references(plan: Plan, material: str) -> dict[str, Any]:
-    return {"material": plan.materials[material], "protocol": _reference_protocol(plan)}
+    """``limits`` (``displacements.max_supercell_atoms_fc2``, when given) only for a reference
+    with ``supercell_labels``, the one thing the references stage checks it against."""
+    entry = plan.materials[material]
+    out = {"material": entry, "protocol": _reference_protocol(plan)}
+    limits = _present(plan.config.get("displacements") or {}, ("max_supercell_atoms_fc2",))
+    if limits and (entry.get("reference") or {}).get("supercell_labels") is not None:
+        out["limits"] = limits
+    return out
 
 
 def augment(plan: Plan, material: str) -> dict[str, Any]:

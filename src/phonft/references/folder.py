@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from phonft.phonopy_files import load_phonopy_yaml, reading
 
 PARAMS, FC2, THERMAL = "phonopy_params.yaml", "fc2.hdf5", "thermal.json"
 """The files of a references folder that :meth:`ReferenceFolder.load` reads."""
+LABELS = "labels"
+"""Its optional sub-folder with a larger supercell's ``phonopy_params.yaml`` and ``fc2.hdf5``
+(:mod:`phonft.references.supercell_labels`)."""
 
 _FIX_MISSING = "run `snakemake results/references/<material>/thermal.json` first."
 _FIX_CORRUPT = "delete the references folder and run `snakemake results/references/<material>/thermal.json` again."
@@ -43,19 +47,33 @@ def _has_forces(phonon: Phonopy) -> bool:
     return ds.get("forces") is not None
 
 
-def read_fc2(path: Path, n_atoms: int) -> np.ndarray:
-    """Full force constants (N, N, 3, 3) in eV/Å² (float64) from ``fc2.hdf5``."""
+def read_fc2(path: Path, n_atoms: int, n_rows: int | None = None) -> np.ndarray:
+    """Force constants (n_rows, N, 3, 3) in eV/Å² (float64) from ``fc2.hdf5``: full
+    (n_rows = N, the default) or compact (n_rows: the primitive cell's atom count)."""
     from phonopy.file_IO import read_force_constants_hdf5
 
+    rows = n_atoms if n_rows is None else n_rows
     with reading(_require(path), "phonopy force constants (hdf5)", _FIX_CORRUPT):
         fc2 = np.asarray(read_force_constants_hdf5(str(path)), dtype=np.float64)
-    if fc2.shape != (n_atoms, n_atoms, 3, 3):
+    if fc2.shape != (rows, n_atoms, 3, 3):
         raise InputFileError(path, f"has shape {fc2.shape}, but the supercell has {n_atoms} atoms "
-                             "(full force constants of shape (N, N, 3, 3) are needed).",
+                             f"(force constants of shape ({rows}, {n_atoms}, 3, 3) are needed).",
                              "regenerate the references with this version of phonft.")
     if not np.all(np.isfinite(fc2)):
         raise InputFileError(path, "contains NaN or infinite force constants.", _FIX_CORRUPT)
     return fc2
+
+
+def read_labels(folder: Path) -> tuple[Phonopy | None, np.ndarray | None]:
+    """``labels/`` of a references folder (written for ``supercell_labels``): its phonopy
+    object (structure only) and full fc2 in eV/Å²; ``(None, None)`` when there is none."""
+    from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+    if not folder.is_dir():
+        return None, None
+    phonon = load_phonopy_yaml(_require(folder / PARAMS))
+    compact = read_fc2(folder / FC2, len(phonon.supercell), n_rows=len(phonon.primitive))
+    return phonon, np.asarray(compact_fc_to_full_fc(phonon.primitive, compact), dtype=np.float64)
 
 
 def read_thermal(path: Path) -> dict[str, Any]:
@@ -88,6 +106,11 @@ class ReferenceFolder:
         The ``thermal.json`` record (summary, provenance, ``protocol_digest``).
     sha256
         SHA-256 of ``thermal.json`` and ``fc2.hdf5``, by file name.
+
+    A folder written for ``supercell_labels`` also has ``labels/``, read (on first use) by
+    :attr:`labels_phonon` and :attr:`labels_fc2_eV_A2`. Only the ``training_*`` methods use
+    them; everything else here (and so augment, the held-out phonons and evaluate) is the
+    DFT reference as is.
     """
 
     path: Path
@@ -95,6 +118,22 @@ class ReferenceFolder:
     fc2_eV_A2: np.ndarray = field(repr=False)
     thermal: dict[str, Any] = field(repr=False)
     sha256: dict[str, str]
+
+    @cached_property
+    def _labels(self) -> tuple[Phonopy | None, np.ndarray | None]:
+        return read_labels(self.path / LABELS)
+
+    @property
+    def labels_phonon(self) -> Phonopy | None:
+        """The :class:`Phonopy` of the ``labels/`` supercell (``labels/phonopy_params.yaml``,
+        structure only), or ``None`` when the folder has no ``labels/``."""
+        return self._labels[0]
+
+    @property
+    def labels_fc2_eV_A2(self) -> np.ndarray | None:
+        """Full force constants (N, N, 3, 3), eV/Å², of the ``labels/`` supercell (from the
+        compact ``labels/fc2.hdf5``), or ``None``."""
+        return self._labels[1]
 
     @classmethod
     def load(cls, ref_dir: str | os.PathLike) -> ReferenceFolder:
@@ -108,6 +147,22 @@ class ReferenceFolder:
         fc2 = read_fc2(path / FC2, len(phonon.supercell))
         return cls(path=path, phonon=phonon, fc2_eV_A2=fc2, thermal=thermal,
                    sha256={name: sha256_file(path / name) for name in (THERMAL, FC2)})
+
+    def training_supercell(self) -> Atoms:
+        """The supercell fine-tuning trains on: the ``labels/`` one when present, else the
+        DFT supercell."""
+        from phonft.atoms import to_ase
+
+        return self.supercell() if self.labels_phonon is None else to_ase(self.labels_phonon.supercell)
+
+    def training_fc2_eV_A2(self) -> np.ndarray:
+        """Full force constants (N, N, 3, 3), eV/Å², of :meth:`training_supercell`."""
+        return self.fc2_eV_A2 if self.labels_fc2_eV_A2 is None else self.labels_fc2_eV_A2
+
+    def training_independent_atoms(self) -> np.ndarray:
+        """Symmetry-independent atoms of :meth:`training_supercell` (phonopy's symmetry)."""
+        ph = self.phonon if self.labels_phonon is None else self.labels_phonon
+        return np.asarray(ph.symmetry.get_independent_atoms(), dtype=int)
 
     @property
     def material(self) -> str:

@@ -34,6 +34,11 @@ from phonft.references.readers import (
     read_phono3py,
     read_phonopy_params,
 )
+from phonft.references.supercell_labels import (
+    SupercellLabels,
+    supercell_labels,
+    write_labels,
+)
 from phonft.specs import ReferenceSpec, SpecError, resolve
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,7 @@ class Reference:
     fc2: np.ndarray
     summary: dict[str, Any]
     fc3: np.ndarray | None = None
+    labels: SupercellLabels | None = None
 
     @classmethod
     def read(
@@ -110,6 +116,7 @@ class Reference:
         base_dir: str | os.PathLike = ".",
         displacements_dir: str | os.PathLike | None = None,
         protocol: ReferenceProtocol | None = None,
+        max_label_atoms: int | None = None,
     ) -> Reference:
         """Read, validate and compute everything in memory.
 
@@ -117,7 +124,9 @@ class Reference:
         says, like those built from forces, and pass the same unit check. DFT forces (not an engine's) must pass :func:`check_force_directions` and
         :func:`check_force_units`; with the spec's ``on_implausible: warn`` a failure is
         logged and noted in thermal.json instead of raised as
-        :class:`~phonft.references.plausibility.ImplausibleForces`.
+        :class:`~phonft.references.plausibility.ImplausibleForces`. With the spec's
+        ``supercell_labels`` the force constants of that supercell are interpolated too
+        (:mod:`phonft.references.supercell_labels`; at most ``max_label_atoms`` atoms).
         """
         protocol = protocol or ReferenceProtocol()
         if isinstance(spec, dict):
@@ -141,7 +150,10 @@ class Reference:
         if raw.phono3py is not None:
             raw.phono3py.produce_fc3(symmetrize_fc3r=protocol.symmetrize_fc)
             fc3 = np.asarray(raw.phono3py.fc3, dtype=np.float64)
-        return cls(raw=raw, protocol=protocol, fc2=fc2, summary=summary, fc3=fc3)
+        labels = None
+        if spec.supercell_labels is not None:
+            labels = supercell_labels(raw.phonon, fc2, spec.supercell_labels, max_label_atoms)
+        return cls(raw=raw, protocol=protocol, fc2=fc2, summary=summary, fc3=fc3, labels=labels)
 
     @property
     def phonon(self):
@@ -183,5 +195,7 @@ class Reference:
                 write_fc3_to_hdf5(self.fc3, filename=str(tmp / "fc3.hdf5"), p2s_map=ph3.primitive.p2s_map)
                 ph3.save(str(tmp / "phono3py_params.yaml"))
             atomic_write_json(tmp / "thermal.json", self.thermal_record(material))
+            if self.labels is not None:
+                write_labels(self.labels, tmp, {"material": material, **self.protocol.record()})
         log.info("wrote %s", out_dir)
         return Path(out_dir)
