@@ -182,6 +182,10 @@ def test_cli_evaluate_mdr_and_summary(references, tmp_path):
                  "--references", str(refs_root), "--settings", json.dumps({"materials": ["mp-149"]})]) == 0
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["n_materials"] == 1 and summary["mae"]["omega_max_K_mae"] >= 0
+    import pandas as pd  # the rule's declared kappa_mbd.json.gz: an empty table when no kappa is scored
+
+    mbd = pd.read_json(out.parent / "kappa_mbd.json.gz")
+    assert mbd.empty and "kappa_tot_rta" in mbd.columns
     # an unknown protocol key is a one-line error (exit 2), nothing written
     assert main(["evaluate", "mdr", "--model", "chgnet", "--reference", str(ref), "--material", "mp-149",
                  "--out", str(tmp_path / "bad"), "--settings", '{"protocol": {"fmax": 1}}']) == 2

@@ -175,6 +175,7 @@ rule evaluate_summary:
     output:
         csv=path("mdr_csv"),
         summary=path("summary"),
+        mbd=path("kappa_mbd"),
     params:
         model=model_spec,
         settings=lambda wc: settings_json("evaluate_summary", model=wc.model),

@@ -60,14 +60,18 @@ def cmd_summary(args: argparse.Namespace) -> None:
     s = _settings(args, SUMMARY_SETTINGS)
     if not s.get("materials"):
         raise ConfigError("evaluate summary: the settings name no 'materials' to score")
-    kappa = None
-    if s.get("kappa"):
+    kappa, mbd_out = None, Path(args.model_dir) / "kappa_mbd.json.gz"
+    if not s.get("kappa"):  # the rule's declared output: an empty table when no kappa is scored
+        from phonft.evaluate.kappa.mbd import write_kappa_mbd
+
+        write_kappa_mbd({}, mbd_out)
+    else:
         from phonft.evaluate.kappa import kappa_summary
 
         k = s["kappa"]
         kappa = kappa_summary(args.model_dir, args.references, k.get("materials") or [], base_dir=args.base_dir,
                               kappa103=bool(k.get("kappa103")), kappa103_data=k.get("data_dir"),
-                              cache_dir=args.cache_dir, mbd_out=Path(args.model_dir) / "kappa_mbd.json.gz")
+                              cache_dir=args.cache_dir, mbd_out=mbd_out)
     summarize(args.name, args.model, s.get("materials") or [], args.model_dir, args.references,
               splits=s.get("splits"), base_dir=args.base_dir, base_name=s.get("base"), kappa=kappa,
               protocol=_mdr_protocol(s))

@@ -19,7 +19,8 @@ the rules' patterns and the planner's concrete targets::
         evaluate/<model>/            <m>/{thermal,bands}.json + phonopy_params.yaml, fc2.hdf5,
                                      band.yaml, total_dos.dat (one folder, written whole),
                                      double_well/<m>.json, kappa/<m>.json,
-                                     kappa103/<mp-id>.json, mdr.csv, summary.json
+                                     kappa103/<mp-id>.json, mdr.csv, summary.json,
+                                     kappa_mbd.json.gz (Matbench Discovery columns)
         evaluate/strategies.csv      every model side by side (evaluate.compare)
         figures/                     see :mod:`phonft.plan.figures`
         benchmarks/<job>.tsv         Snakemake's timing of each job (see :data:`JOBS`)
@@ -102,6 +103,7 @@ FILES = {
     "kappa103": "evaluate/{model}/kappa103/{mp_id}.json",
     "mdr_csv": "evaluate/{model}/mdr.csv",
     "summary": "evaluate/{model}/summary.json",
+    "kappa_mbd": "evaluate/{model}/kappa_mbd.json.gz",
     "strategies": "evaluate/strategies.csv",
     "figures_dir": "figures",
 }
