@@ -141,7 +141,7 @@ def breakdown_case(model, frames, n: int, column: str, args) -> dict:
     t["step/EFprep"] = t["step"] / t["EFprep"]
     t["step/EFtrain"] = t["step"] / t["EFtrain"]
     t["(step+replays)/EF"] = (t["step"] + settings.replay_steps * t["replay"]) / t["EF"]
-    return {"model": model.spec, "dtype": str(model.dtype).removeprefix("torch."), "column": column, "n_atoms": n, **t}
+    return {"model": model.spec, "dtype": str(model.dtype).removeprefix("torch."), "column_mode": column, "n_atoms": n, **t}
 
 
 COLUMNS = [*(SHORT[p] for p in PHASES), "step", "stress", "replay", "EF", "EFprep", "EFtrain",
@@ -156,7 +156,7 @@ def _print_header() -> None:
 def _print_row(row: dict) -> None:
     vals = [row[p] for p in PHASES] + [row[k] for k in COLUMNS[7:]]
     cells = [f"{v:7.3f}" for v in vals[:13]] + [f"{v:>{max(7, len(c))}.2f}" for v, c in zip(vals[13:], COLUMNS[13:])]
-    print(f"{row['model'][:10]:10s} {row['dtype']:7s} {row['column']:3s} {row['n_atoms']:4d} " + " ".join(cells),
+    print(f"{row['model'][:10]:10s} {row['dtype']:7s} {row['column_mode']:3s} {row['n_atoms']:4d} " + " ".join(cells),
           flush=True)
 
 
