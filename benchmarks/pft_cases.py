@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 MGO_SUPERCELLS = {64: [2, 2, 2], 216: [3, 3, 3], 512: [4, 4, 4]}
 #: The epoch benchmark's materials: (vendored force_sets folder, supercell of ~400 atoms).
 EPOCH_MATERIALS = [("ZnO", [5, 5, 4]), ("MgO", [4, 4, 3]), ("NaCl", [4, 4, 3]), ("MgB2", [6, 6, 4]),
-                   ("TiO2-anatase", [4, 4, 2]), ("SiO2-HP", [4, 4, 4]), ("CaTiO3", [3, 2, 3]), ("SnO2", [4, 4, 4])]
+                   ("TiO2-anatase", [4, 4, 2]), ("SiO2-HP", [4, 4, 4]), ("CaTiO3", [4, 4, 5]), ("SnO2", [4, 4, 4])]
 
 _ROOT = tempfile.TemporaryDirectory(prefix="pft-bench-")
 
