@@ -5,6 +5,7 @@ actions are the rule names, and bad input to any stage is a one-line error, exit
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -167,3 +168,52 @@ def test_doctor_reports_a_backend_that_does_not_import(monkeypatch):
     assert doctor.backends() == {"missing": {"module": "phonft_no_such_module", "imports": False,
                                              "reason": "ModuleNotFoundError: No module named 'phonft_no_such_module'",
                                              "fix": "pip install it"}}
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    """Leave torch's thread count and the thread variables as they were."""
+    import torch
+
+    before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    yield torch
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("ranks, expected", [(None, 3), ("2", 2), ("8", 1)])
+def test_threads_option_pins_torch_before_any_work(restore_threads, monkeypatch, tmp_path, ranks, expected):
+    """`--threads N` sets torch's threads (split over the local torchrun ranks) before the
+    action runs, here one that then fails on its input; the variables follow for later imports."""
+    from phonft.cli import main
+
+    torch = restore_threads
+    torch.set_num_threads(1)
+    if ranks:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", ranks)
+    n = 3 if ranks is None else 4
+    monkeypatch.chdir(tmp_path)
+    assert main(["structures", "--material", "X", "--file", "missing.cif", "--out", "out", "--threads", str(n)]) == 2
+    assert torch.get_num_threads() == expected
+    assert os.environ["OMP_NUM_THREADS"] == str(expected)
+
+
+def test_no_threads_option_leaves_torch_alone(restore_threads, tmp_path, monkeypatch):
+    from phonft.cli import main
+
+    torch = restore_threads
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["structures", "--material", "X", "--file", "missing.cif", "--out", "out"]) == 2
+    assert torch.get_num_threads() == 1 and "OMP_NUM_THREADS" not in os.environ
+
+
+def test_threads_option_must_be_positive(restore_threads, tmp_path, capsys, monkeypatch):
+    from phonft.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["structures", "--material", "X", "--file", "missing.cif", "--out", "out", "--threads", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("phonft structures: error: --threads must be a positive integer, not 0. "
+                       "Fix: pass the job's cores, e.g. --threads 2.")

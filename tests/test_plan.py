@@ -311,3 +311,18 @@ def test_training_rule_starts_phonft_through_the_launcher():
     block = _rules()["finetune_train"]
     assert "launch=lambda wildcards, resources: train_launcher(resources.gpu)" in block
     assert '"{params.launch:q} finetune train ' in block and "python -m phonft" not in block
+
+
+#: The rules whose job runs torch (a model's forces, Hessians or training).
+TORCH_RULES = ("augment", "references", "finetune_replay", "finetune_train", "finetune_heldout", "evaluate_mdr",
+               "evaluate_double_well", "evaluate_kappa", "evaluate_kappa103", "evaluate_summary")
+
+
+def test_torch_rules_pin_torch_to_their_threads():
+    """Every rule that runs torch passes its own `threads` to phonft (`--threads`), so jobs side
+    by side never oversubscribe the cores; the rest leave torch alone."""
+    rules = _rules()
+    for name, body in rules.items():
+        threads = re.search(r"^    threads: (\d+)$", body, flags=re.M)
+        assert threads, name
+        assert ("--threads {threads}" in body) == (name in TORCH_RULES), name

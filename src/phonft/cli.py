@@ -25,6 +25,7 @@ from phonft.cliutils import (
     check_output_path,
     one_line,
     os_error_message,
+    pin_threads,
     read_settings,
     setup_logging,
 )
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_path(getattr(args, "log", None), "--log", "file")
         setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
         check_output_path(getattr(args, "out", None), "--out", getattr(args, "out_kind", "folder"))
+        pin_threads(getattr(args, "threads", None))
         args.func(args)
     except PhonftError as exc:
         return _fail(args, exc)

@@ -20,9 +20,34 @@ from phonft.errors import ConfigError, PhonftError
 
 
 def add_log_args(p: argparse.ArgumentParser) -> None:
-    """``--log FILE`` and ``-v``, which every subcommand takes (read by :func:`phonft.cli.main`)."""
+    """``--log FILE``, ``-v`` and ``--threads N``, which every subcommand takes (read by
+    :func:`phonft.cli.main`)."""
     p.add_argument("--log", help="also write the log to this file")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="pin torch (and OpenMP/BLAS) to N threads, split over the local torchrun ranks; "
+                        "the workflow passes each rule's threads (default: leave torch alone)")
+
+
+def pin_threads(n: int | None) -> None:
+    """``--threads N``: torch's intra-op threads (and ``OMP/MKL/OPENBLAS_NUM_THREADS`` for
+    what starts later) set to ``N`` divided over the ``LOCAL_WORLD_SIZE`` torchrun ranks
+    (at least 1), inter-op threads to 1, so that jobs side by side never oversubscribe
+    the cores. None leaves everything alone."""
+    if n is None:
+        return
+    if n < 1:
+        raise ConfigError(f"--threads must be a positive integer, not {n}. Fix: pass the job's cores, e.g. --threads 2.")
+    per_rank = max(1, n // max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1)))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(per_rank)
+    import torch
+
+    torch.set_num_threads(per_rank)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # set once per process, and only before inter-op work started: keep what is there
+        pass
 
 
 def setup_logging(logfile: str | None, verbose: bool) -> None:
