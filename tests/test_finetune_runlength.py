@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from phonft_testdata import TINY_MACE_RUN, small_mace_model, tiny_run_inputs
 
 from phonft.cli import main
 from phonft.errors import ConfigError
@@ -19,7 +20,6 @@ from phonft.finetune.objective import phonon_objective
 from phonft.finetune.runlength import HeldColumns
 from phonft.finetune.settings import TrainSettings
 from phonft.finetune.trainer import Trainer
-from phonft_testdata import TINY_MACE_RUN, small_mace_model, tiny_run_inputs
 
 BASE = {"base_model": "mace-small", "lr": 1e-3, "replay_steps": 0, "seed": 5}
 

@@ -21,7 +21,8 @@ Every draw comes from seeded generators, so resumes stay bitwise.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
