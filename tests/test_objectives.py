@@ -126,7 +126,7 @@ def _trainer(model, si, frames, tmp_path, objective, **kw):
     from phonft.finetune.trainer import Trainer
 
     settings = TrainSettings(base_model="mace-small", objective=objective, replay_steps=0, lr=5e-3, dtype="float64",
-                             rattled_batch_atoms=2 * si.n_atoms, **kw)
+                             rattled_batch_atoms=2 * si.n_atoms, val_from_train=False, **kw)
     return Trainer(model, settings, [si], [], rattled_train=frames, checkpoint=tmp_path / "last.pt")
 
 

@@ -151,7 +151,7 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
     if not ctx.is_main:
         return {"rank": ctx.rank}
     write_metrics(result.metrics, out_dir / "metrics.csv")
-    if stop_after is not None and result.metrics[-1]["epoch"] < settings.epochs:
+    if stop_after is not None and result.metrics[-1]["epoch"] < settings.epochs and result.stopped is None:
         log.info("stopped after epoch %d as asked; resume with --resume", result.metrics[-1]["epoch"])
         return {"stopped_after": result.metrics[-1]["epoch"]}
     model.load_state_dict(result.state)
@@ -162,8 +162,9 @@ def _train(run_name: str, run: dict[str, Any], split_file: str | os.PathLike, re
         "model": str(model_path),
         "base_model": settings.base_model,
         "split": split,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
+        "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+        "validation": {"source": trainer.validation_source, "columns_per_structure": settings.val_columns},
+        "stopped_early": result.stopped,
         "resumed_from_epoch": result.resumed_from,
         "device": dev, "world_size": ctx.world_size,
         "seconds": sum(row["seconds"] for row in result.metrics),

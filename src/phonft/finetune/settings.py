@@ -18,6 +18,8 @@ COLUMN_MODES = ("hvp", "fd")
 OBJECTIVES = ("pft", "rattled", "both")
 HESSIAN_NORMS = ("plain", "near_field", "distance")
 #: The fine-tuning strategies (:mod:`phonft.finetune.strategies`).
+#: Learning-rate schedules (:mod:`phonft.finetune.runlength`).
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 STRATEGIES = ("full", "freeze", "lora", "multihead", "scratch")
 #: Named LoRA target sets; a list of module-name prefixes is the alternative.
 LORA_TARGETS = ("all", "radial_only")
@@ -178,6 +180,22 @@ class TrainSettings(Protocol):
         Training precision (``float32`` or ``float64``); phonons are evaluated in float64.
     seed
         Seeds batching, column sampling and replay order.
+    lr_schedule, warmup_steps, lr_final, plateau_factor, plateau_patience
+        The learning-rate schedule (:mod:`phonft.finetune.runlength`): ``constant``
+        (default), ``cosine`` (from ``lr`` to ``lr_final`` over the run's phonon steps) or
+        ``plateau`` (``lr`` times ``plateau_factor`` after ``plateau_patience`` epochs
+        without a lower validation loss), after a linear warm-up over ``warmup_steps``
+        phonon steps; a phonon step's replay steps use its lr.
+    val_columns
+        Fixed Hessian columns per validation structure (distinct, drawn once from the
+        seed); the validation loss is their mean.
+    val_from_train
+        When the run has no validation material: hold back ``val_columns`` fixed columns
+        of every training structure as the validation set (the training steps never draw
+        them), so model selection, ``plateau`` and early stopping have a loss. False: no
+        validation loss (the last epoch within the forgetting budget is kept).
+    early_stopping_patience
+        Stop after this many epochs without a new kept model (null: run every epoch).
     gnep, gnep_data
         GNEP training of a NEP before the run's objective (:mod:`phonft.finetune.gnep_run`):
         its settings (:class:`~phonft.finetune.gnep.GNEPSettings`) and its data sources
@@ -214,6 +232,14 @@ class TrainSettings(Protocol):
     rattled_batch_atoms: int = 128
     dtype: str = "float32"
     seed: int = 0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    lr_final: float = 1e-6
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    val_columns: int = 1
+    val_from_train: bool = True
+    early_stopping_patience: int | None = None
     gnep: GNEPSettings = field(default_factory=GNEPSettings)
     gnep_data: tuple[str, ...] = ()
 
@@ -240,6 +266,7 @@ class TrainSettings(Protocol):
                               "[augment] or [replay] or an extxyz path), or start from a trained NEP "
                               "(base_model: 'nep:<nep.txt>').")
         self._check_strategy()
+        self._check_run_length()
         if self.phonon_weights.energy > 0:
             # A PhononSample has no energy (references hold force constants): the term could not act.
             raise ConfigError(f"finetune.runs.<run>.phonon_weights.energy is {self.phonon_weights.energy:g}, but "
@@ -251,6 +278,31 @@ class TrainSettings(Protocol):
             raise ConfigError(f"finetune.runs.<run>.rattled_weights.hessian is {self.rattled_weights.hessian:g}, but "
                               "rattled frames carry no Hessian labels. Fix: set it to 0; the Hessian term is "
                               "phonon_weights.hessian, used by objective: pft or both.")
+
+    def _check_run_length(self) -> None:
+        """The schedule's own settings, and no setting of another schedule (it would be ignored)."""
+        where = "finetune.runs.<run>"
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"{where}.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}.")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"{where}.warmup_steps must be 0 or more, not {self.warmup_steps}.")
+        if self.lr_schedule == "cosine" and not 0 <= self.lr_final <= self.lr:
+            raise ConfigError(f"{where}.lr_final must be in [0, lr = {self.lr:g}], not {self.lr_final:g}. Fix: "
+                              "e.g. lr_final: 1.0e-6.")
+        if not 0 < self.plateau_factor < 1 or self.plateau_patience < 0:
+            raise ConfigError(f"{where}: plateau_factor must be in (0, 1) and plateau_patience 0 or more, not "
+                              f"{self.plateau_factor:g} and {self.plateau_patience}. Fix: e.g. 0.5 and 2.")
+        ignored = [k for k, on in (("lr_final", "cosine"), ("plateau_factor", "plateau"), ("plateau_patience", "plateau"))
+                   if self.lr_schedule != on and getattr(self, k) != getattr(TrainSettings, k)]
+        if ignored:
+            raise ConfigError(f"{where}: {', '.join(ignored)} set but lr_schedule is {self.lr_schedule!r}, which "
+                              "would ignore it. Fix: set lr_schedule (cosine: lr_final; plateau: plateau_*), or "
+                              "remove it.")
+        if self.val_columns < 1:
+            raise ConfigError(f"{where}.val_columns must be at least 1, not {self.val_columns}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError(f"{where}.early_stopping_patience must be null or at least 1, not "
+                              f"{self.early_stopping_patience}.")
 
     def _check_strategy(self) -> None:
         """The strategy's own settings, and no setting of another strategy (it would be ignored)."""

@@ -50,7 +50,9 @@ class Steps:
     """The optimiser steps of :class:`~phonft.finetune.trainer.Trainer` (a mixin).
 
     Uses the trainer's ``model``, ``settings``, ``dist``, ``params``, ``optimizer``, ``ema``,
-    ``train_set``, ``replay_train`` and ``rattled_train``.
+    ``schedule`` (stepped after every step and its replay steps), ``held`` (the training
+    columns held back for validation, or None), ``train_set``, ``replay_train`` and
+    ``rattled_train``.
     """
 
     def _optimise(self, result: ObjectiveValue | None) -> dict[str, float]:
@@ -116,7 +118,9 @@ class Steps:
         if self.settings.objective == "rattled":
             return self._optimise(self._rattled_shard([self.rattled_train[i] for i in idx]))
         samples = [self.train_set[i] for i in idx]
-        cols = sample_columns([s.n_atoms for s in samples], self.settings.columns_per_structure, rng)
+        k = self.settings.columns_per_structure
+        cols = (sample_columns([s.n_atoms for s in samples], k, rng) if self.held is None
+                else self.held.sample(idx, k, rng))  # never a held-back validation column
         return self._phonon_step(samples, cols, next(rattled) if rattled is not None else None)
 
     def train_epoch(self, epoch: int, bar: tqdm | None = None) -> list[dict[str, float]]:
@@ -129,8 +133,10 @@ class Steps:
         self.model.train(True)
         for idx in batches:
             row = self._step(idx, rng, rattled)
+            row["lr"] = self.optimizer.param_groups[0]["lr"]
             for _ in range(s.replay_steps):
                 self._replay_step(next(replay))
+            self.schedule.step()
             rows.append(row)
             if bar is not None:
                 bar.update(1)

@@ -20,11 +20,12 @@ and a process that ran no TorchScript model with the optimiser on before trainin
 optimised graph, once made, is kept for the process): ``phonft finetune train`` is such
 a process.
 
-After every epoch the EMA weights are scored on the validation structures (one fixed
-column each; under every objective, ``rattled`` included: the validation materials have
-DFT force constants) and on the held-back replay frames; the best EMA weights by phonon
-validation loss among the epochs within the forgetting budget (``max_drift``) are kept,
-and a checkpoint is written atomically.
+After every epoch the EMA weights are scored on the validation structures (``val_columns``
+fixed columns each, under every objective; without validation materials, the training
+structures' held-back columns, :mod:`phonft.finetune.runlength`) and on the held-back
+replay frames; the best EMA weights by phonon validation loss among the epochs within the
+forgetting budget (``max_drift``) are kept, the lr schedule and early stopping follow, and
+a checkpoint (schedule state included) is written atomically.
 
 Under ``torchrun`` (``dist``, :mod:`phonft.finetune.distributed`) each rank fits its shard
 of every batch and the gradients are summed so that a step is the single-process step on
@@ -50,11 +51,11 @@ from tqdm.auto import tqdm
 
 from phonft.errors import ConfigError
 from phonft.finetune.checkpoint import load_checkpoint
-from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
 from phonft.finetune.distributed import SINGLE, DistContext, broadcast_weights
 from phonft.finetune.objective import phonon_objective, replay_objective
 from phonft.finetune.rattled import RATTLED_PARTS, RattledSample
+from phonft.finetune.runlength import HeldColumns, LRSchedule, fixed_columns, should_stop
 from phonft.finetune.settings import TrainSettings
 from phonft.finetune.steps import Steps
 from phonft.finetune.strategies import apply_strategy
@@ -122,6 +123,8 @@ class TrainResult:
     metrics: list[dict[str, float]]
     resumed_from: int | None
     state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    #: Early stopping: ``{"epoch", "reason"}`` when the run stopped before ``epochs``, else None.
+    stopped: dict[str, Any] | None = None
 
 
 def reproducible() -> contextlib.AbstractContextManager:
@@ -170,8 +173,30 @@ class Trainer(Steps):
         self.params = apply_strategy(model, settings)
         self.optimizer = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.ema = EMA(self.params, settings.ema_decay)
-        vrng = np.random.default_rng([settings.seed, 2**31 - 1])
-        self.val_cols = sample_columns([s.n_atoms for s in self.val_set], 1, vrng) if self.val_set else None
+        self.held, self.val_cols = self._validation_columns()
+        self.schedule = LRSchedule(self.optimizer, settings, len(self.epoch_plan(1)[1]))
+
+    def _validation_columns(self) -> tuple[HeldColumns | None, np.ndarray | None]:
+        """The training structures' held-back columns (a run without validation materials,
+        ``val_from_train``) and the validation structures' fixed columns
+        (:mod:`phonft.finetune.runlength`); sets :attr:`validation_source`: ``materials``,
+        ``training_columns`` or ``none``."""
+        s = self.settings
+        if self.val_set:
+            self.validation_source = "materials"
+            vrng = np.random.default_rng([s.seed, 2**31 - 1])
+            return None, fixed_columns([x.n_atoms for x in self.val_set], s.val_columns, vrng, "validation")
+        if s.val_from_train and s.objective != "rattled":
+            self.validation_source = "training_columns"
+            held = HeldColumns([x.n_atoms for x in self.train_set], s.val_columns, s.seed)
+            self.val_set = list(self.train_set)
+            return held, held.held
+        self.validation_source = "none"
+        if s.early_stopping_patience is not None or s.lr_schedule == "plateau":
+            raise ConfigError("early_stopping_patience and lr_schedule: plateau need a validation loss, but the run "
+                              "has no validation material and val_from_train is false (or objective is rattled). "
+                              "Fix: set val_from_train: true, or give the split validation materials.")
+        return None, None
 
     # ------------------------------------------------------------------ evaluation
     def validate(self) -> dict[str, float]:
@@ -214,10 +239,16 @@ class Trainer(Steps):
             self.ema.swap()
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int, best: dict[str, Any], metrics: list[dict[str, float]]) -> dict[str, Any]:
-        return {"key": self.key, "epoch": epoch, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "ema": self.ema.state_dict(), "best": best,
-                "metrics": metrics, "world_size": self.dist.world_size}
+    def _state(self, epoch: int, best: dict[str, Any], metrics: list[dict[str, float]],
+               stopped: dict[str, Any] | None) -> dict[str, Any]:
+        state = {"key": self.key, "epoch": epoch, "model": self.model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "ema": self.ema.state_dict(), "best": best,
+                 "metrics": metrics, "world_size": self.dist.world_size}
+        if self.schedule.scheduler is not None:
+            state["schedule"] = self.schedule.state_dict()
+        if stopped is not None:
+            state["stopped"] = stopped
+        return state
 
     def _load(self, state: dict[str, Any]) -> None:
         if state["key"] != self.key:
@@ -231,6 +262,7 @@ class Trainer(Steps):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
+        self.schedule.load_state_dict(state.get("schedule") or {})
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -243,21 +275,36 @@ class Trainer(Steps):
         with reproducible():
             return self._fit(resume, stop_after)
 
+    def _resume(self, resume: bool) -> tuple[int, list[dict[str, float]], dict[str, Any], int | None,
+                                             dict[str, Any] | None]:
+        """Start epoch, metrics, kept candidate, resumed epoch and early stop of the checkpoint (or afresh)."""
+        s = self.settings
+        best: dict[str, Any] = {"epoch": 0, "val_loss": float("inf"), "state": None}
+        if not (resume and self.checkpoint and self.checkpoint.is_file()):
+            return 1, [], best, None, None
+        state = load_checkpoint(self.checkpoint, self.model.device)
+        self._load(state)
+        stopped = state.get("stopped")
+        if stopped is not None:
+            log.info("%s stopped early after epoch %d (%s): nothing to train; the outputs are written from it",
+                     self.checkpoint, state["epoch"], stopped["reason"])
+        elif state["epoch"] >= s.epochs:
+            log.info("%s already holds all %d epochs for these settings and inputs: nothing to train; "
+                     "the outputs are written from it", self.checkpoint, s.epochs)
+        else:
+            log.info("resumed from %s after epoch %d", self.checkpoint, state["epoch"])
+        return state["epoch"] + 1, state["metrics"], state["best"], state["epoch"], stopped
+
+    def _epoch_row(self, epoch: int, rows: list[dict[str, float]]) -> dict[str, float]:
+        """An epoch's metrics row: the training steps' means, validation of the EMA weights, lr."""
+        return {"epoch": epoch, "steps": len(rows), "train_loss": _mean(rows, "loss"),
+                "train_hessian_mae": _mean(rows, "hessian_mae"), "train_force_mae": _mean(rows, "force_mae"),
+                **{f"train_{k}": _mean(rows, k) for k in RATTLED_PARTS.values() if any(k in r for r in rows)},
+                **self.validate_ema(), "lr": rows[-1]["lr"] if rows else self.optimizer.param_groups[0]["lr"]}
+
     def _fit(self, resume: bool, stop_after: int | None) -> TrainResult:
         s = self.settings
-        metrics: list[dict[str, float]] = []
-        best: dict[str, Any] = {"epoch": 0, "val_loss": float("inf"), "state": None}
-        start, resumed_from = 1, None
-        if resume and self.checkpoint and self.checkpoint.is_file():
-            state = load_checkpoint(self.checkpoint, self.model.device)
-            self._load(state)
-            start, metrics, best = state["epoch"] + 1, state["metrics"], state["best"]
-            resumed_from = state["epoch"]
-            if resumed_from >= s.epochs:
-                log.info("%s already holds all %d epochs for these settings and inputs: nothing to train; "
-                         "the outputs are written from it", self.checkpoint, s.epochs)
-            else:
-                log.info("resumed from %s after epoch %d", self.checkpoint, resumed_from)
+        start, metrics, best, resumed_from, stopped = self._resume(resume)
         if not metrics:
             t0 = time.perf_counter()
             row = {"epoch": 0, "steps": 0, **self.validate(), "lr": s.lr, "seconds": 0.0}
@@ -270,24 +317,25 @@ class Trainer(Steps):
                    file=sys.stderr, dynamic_ncols=True, mininterval=1.0, disable=not self.dist.is_main)
         ran = 0
         for epoch in range(start, s.epochs + 1):
-            if stop_after is not None and ran >= stop_after:
+            if stopped is not None or (stop_after is not None and ran >= stop_after):
                 break
             t0 = time.perf_counter()
-            rows = self.train_epoch(epoch, bar)
-            row = {"epoch": epoch, "steps": len(rows), "train_loss": _mean(rows, "loss"),
-                   "train_hessian_mae": _mean(rows, "hessian_mae"), "train_force_mae": _mean(rows, "force_mae"),
-                   **{f"train_{k}": _mean(rows, k) for k in RATTLED_PARTS.values() if any(k in r for r in rows)},
-                   **self.validate_ema(), "lr": self.optimizer.param_groups[0]["lr"]}
+            row = self._epoch_row(epoch, self.train_epoch(epoch, bar))
             row["seconds"] = time.perf_counter() - t0
             metrics.append(row)
             best = self._consider(best, row, epoch, metrics[0])
+            self.schedule.epoch_end(row.get("val_loss", float("nan")))
             log.info("epoch %d: %s", epoch, _fmt(row))
+            if should_stop(s.early_stopping_patience, epoch, best["epoch"]) and epoch < s.epochs:
+                stopped = {"epoch": epoch, "reason": f"no new kept model for {s.early_stopping_patience} epoch(s) "
+                                                     f"since epoch {best['epoch']} (early_stopping_patience)"}
+                log.info("early stop after epoch %d: %s", epoch, stopped["reason"])
             if self.checkpoint and self.dist.is_main:
-                atomic_torch_save(self._state(epoch, best, metrics), self.checkpoint)
+                atomic_torch_save(self._state(epoch, best, metrics, stopped), self.checkpoint)
             ran += 1
         bar.close()
         return TrainResult(best_epoch=best["epoch"], best_val_loss=best["val_loss"], metrics=metrics,
-                           resumed_from=resumed_from, state=best["state"])
+                           resumed_from=resumed_from, state=best["state"], stopped=stopped)
 
     def _consider(self, best: dict[str, Any], row: dict[str, float], epoch: int, base: dict[str, float]
                   ) -> dict[str, Any]:
