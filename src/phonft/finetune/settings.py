@@ -15,6 +15,8 @@ from phonft.finetune.gnep.settings import GNEPSettings
 from phonft.protocols import Protocol
 
 COLUMN_MODES = ("hvp", "fd")
+#: How a phonon step draws its Hessian columns (:mod:`phonft.finetune.symmetry`).
+COLUMN_SAMPLINGS = ("uniform", "symmetry")
 OBJECTIVES = ("pft", "rattled", "both")
 HESSIAN_NORMS = ("plain", "near_field", "distance")
 #: The fine-tuning strategies (:mod:`phonft.finetune.strategies`).
@@ -149,7 +151,15 @@ class TrainSettings(Protocol):
         difference of forces at ``fd_distance_A``, differentiable in the parameters.
         ``auto``: the measured default, :data:`DEFAULT_COLUMN` (``hvp``).
     columns_per_structure
-        Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs.
+        Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs
+        (``column_sampling: uniform``); under ``symmetry``, irreducible atoms drawn, each
+        with its 3 Cartesian columns (so 3 columns per unit).
+    column_sampling
+        ``uniform`` (default): columns uniform over the 3N DOFs. ``symmetry``: irreducible
+        atoms of the supercell (spglib), uniformly, all 3 columns of each in one batched
+        HVP (or its 6 displaced copies for ``fd``), the residual averaged over the point
+        group's rotations and weighted by the orbit's multiplicity: an unbiased estimate
+        of the full-Hessian loss (:mod:`phonft.finetune.symmetry`).
     hessian_norm, near_field_radius_A
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
@@ -195,6 +205,7 @@ class TrainSettings(Protocol):
     lora: LoRASettings = field(default_factory=LoRASettings)
     column: str = "auto"
     columns_per_structure: int = 1
+    column_sampling: str = "uniform"
     fd_distance_A: float = 0.01
     hessian_norm: str = "plain"
     near_field_radius_A: float = 4.0
@@ -222,6 +233,9 @@ class TrainSettings(Protocol):
             object.__setattr__(self, "column", DEFAULT_COLUMN)
         if self.column not in COLUMN_MODES:
             raise ConfigError(f"column must be one of {COLUMN_MODES}, not {self.column!r}")
+        if self.column_sampling not in COLUMN_SAMPLINGS:
+            raise ConfigError(f"finetune.runs.<run>.column_sampling must be one of {', '.join(COLUMN_SAMPLINGS)}, "
+                              f"not {self.column_sampling!r}. Fix: column_sampling: uniform (or symmetry).")
         if self.hessian_norm not in HESSIAN_NORMS:
             raise ConfigError(f"hessian_norm must be one of {HESSIAN_NORMS}, not {self.hessian_norm!r}")
         if self.objective not in OBJECTIVES:
