@@ -44,7 +44,7 @@ def dft_sample(material: str) -> PhononSample:
     from phonft.atoms import to_ase
 
     d = REPO / "data" / "dft-phonons" / material
-    ph = phonopy.load(d / "phonopy_disp.yaml", force_sets_filename=d / "FORCE_SETS", produce_fc=True, log_level=0)
+    ph = phonopy.load(d / "phonopy_disp.yaml", force_sets_filename=d / "FORCE_SETS", produce_fc=True, is_compact_fc=False, log_level=0)
     atoms = to_ase(ph.supercell)
     n = len(atoms)
     return PhononSample(material, atoms, np.asarray(ph.force_constants), atoms.get_all_distances(mic=True),

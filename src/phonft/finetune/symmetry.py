@@ -27,7 +27,12 @@ over the point group ``𝒫`` (the distinct ``R_g``) of the rotated representati
     S_r = (1/|𝒫|) Σ_{R∈𝒫} Σ_i a_ir Σ_ab ρ(R D_ir Rᵀ)_ab = (1/m_r) Σ_{j∈O_r} Σ_i a_ij Σ_ab ρ(D_ij)_ab
 
 It needs only the 3 columns of ``r`` (one batched HVP, or 6 displaced copies for ``fd``).
-``A_j`` is constant on an orbit.
+``A_j`` is constant on an orbit. A rotation that is a signed permutation of the axes (all
+of a cubic, tetragonal or orthorhombic crystal's, in its conventional frame) only permutes
+the entries and flips their signs, and rotations of the site's own stabiliser map the
+column block onto itself, so there the average changes nothing; it matters for the 3- and
+6-fold axes of hexagonal and trigonal frames (e.g. Al2O3's O sites), where the
+representative's own columns alone would be a biased estimate.
 
 **Estimator.** Draw ``r`` uniformly over the ``n_irr`` irreducible atoms (``p_r = 1/n_irr``)
 and weight it by the orbit's share over the draw probability, ``q_r = (m_r/N) / p_r``::
@@ -36,7 +41,7 @@ and weight it by the orbit's share over the draw probability, ``q_r = (m_r/N) / 
 
 ``E[L̂] = Σ_r p_r q_r S_r / (9 Ā) = Σ_r m_r S_r / (9 N Ā) = L``. A batch pools its
 structures and slots as uniform sampling does, numerators over denominators
-(``Σ q S / Σ 9 Ā``), so both target the same quantity, ``Σ_s N_s Ā_s L_s / Σ_s N_s Ā_s``
+(``Σ q S / Σ 9 Ā``), so both target the same quantity, ``Σ_s Ā_s L_s / Σ_s Ā_s``
 (for ``plain``, the atom-weighted mean of the structures' full-Hessian losses), and the
 logged ``hessian_mae`` is the same estimator with ``ρ = |·|``.
 """
