@@ -2,10 +2,12 @@
 
 Column ``c = 3 j + b`` of a supercell Hessian is the response of every atom's force to a
 displacement of atom ``j`` along Cartesian ``b``. The trainer draws columns uniformly over
-the 3N degrees of freedom of each structure (:func:`sample_columns`) and evaluates all of
-a batch's columns at once, because the batched graph is block-diagonal:
+the 3N degrees of freedom of each structure (:func:`sample_columns`), or the 3 columns of
+irreducible atoms (``column_sampling: symmetry``, :mod:`phonft.finetune.symmetry`), and
+evaluates all of a batch's columns at once, because the batched graph is block-diagonal:
 
-* :func:`hvp_columns`: one Hessian-vector product per column slot for the whole batch;
+* :func:`hvp_columns`: one Hessian-vector product per column slot for the whole batch,
+  all slots in one batched backward pass when there are several (:func:`batched_hvp`);
 * :func:`fd_columns`: central differences of forces at ±h (one batched forward pass
   holding the undisplaced and all displaced structures), differentiable in the model's
   parameters. This is what phonopy evaluates.
@@ -43,8 +45,30 @@ def unit_vectors(batch: Batch, cols: np.ndarray, dtype: torch.dtype) -> list[tor
 
 def hvp_columns(model: Model, batch: Batch, cols: np.ndarray, outputs: Outputs, create_graph: bool = True
                 ) -> torch.Tensor:
-    """Exact Hessian columns, shape (k, N_total, 3) eV/Å², one HVP per column slot."""
+    """Exact Hessian columns, shape (k, N_total, 3) eV/Å²: one HVP per column slot, or, for
+    ``k > 1`` slots, one batched HVP (:func:`batched_hvp`)."""
     vs = unit_vectors(batch, cols, outputs.forces.dtype)
+    if len(vs) > 1:
+        return batched_hvp(model, batch, torch.stack(vs), outputs, create_graph=create_graph)
+    return torch.stack([model.hvp(batch, v, outputs, create_graph=create_graph) for v in vs])
+
+
+def batched_hvp(model: Model, batch: Batch, vs: torch.Tensor, outputs: Outputs, create_graph: bool = True
+                ) -> torch.Tensor:
+    """``H v`` for a stack ``vs`` of (k, N_total, 3) vectors in one vectorised backward pass
+    (``torch.autograd.grad(..., is_grads_batched=True)``), shape (k, N_total, 3).
+
+    Falls back to one :meth:`~phonft.models.base.Model.hvp` per vector where the backend
+    cannot: a model whose outputs hold no position tensors, or an autograd graph without
+    batching rules (the result is the same, tests/test_finetune_symmetry.py).
+    """
+    if outputs.positions:
+        try:
+            grads = torch.autograd.grad(outputs.forces, outputs.positions, grad_outputs=vs, is_grads_batched=True,
+                                        create_graph=create_graph, retain_graph=True)
+            return -torch.cat(grads, dim=1)
+        except (RuntimeError, NotImplementedError):
+            pass
     return torch.stack([model.hvp(batch, v, outputs, create_graph=create_graph) for v in vs])
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -33,10 +33,20 @@ class PhononSample:
     independent_atoms: np.ndarray
     forces_eV_A: np.ndarray | None = None
     stress_eV_A3: np.ndarray | None = None
+    _site_symmetry: Any = field(default=None, repr=False, compare=False)
 
     @property
     def n_atoms(self) -> int:
         return len(self.atoms)
+
+    def site_symmetry(self):
+        """Orbits and point-group rotations of the supercell
+        (:class:`~phonft.finetune.symmetry.SiteSymmetry`), computed once."""
+        if self._site_symmetry is None:
+            from phonft.finetune.symmetry import site_symmetry
+
+            self._site_symmetry = site_symmetry(self.atoms)
+        return self._site_symmetry
 
     def column(self, c: int) -> np.ndarray:
         """Reference Hessian column ``c`` (eV/Å²), shape (N, 3)."""

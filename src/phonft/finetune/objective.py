@@ -18,6 +18,10 @@ Each ``L`` is a mean absolute error, or a mean Huber loss with ``w.huber_delta``
   ``settings.near_field_radius_A`` of the displaced atom; ``distance`` weights every atom
   by ``exp(-d / near_field_radius_A)``. The logged ``hessian_mae`` is the MAE under the
   same weights, so it is the quantity the loss optimises (for ``plain``, the plain MAE).
+* **column sampling** (``settings.column_sampling``, the ``draws`` of
+  :func:`phonon_objective`): ``uniform`` pools the sampled columns' entries; ``symmetry``
+  replaces the Hessian term by the orbit-averaged, multiplicity-weighted estimator of
+  :mod:`phonft.finetune.symmetry` (same target, the full-Hessian loss).
 * **E/F/S terms** (``settings.phonon_weights``, :func:`phonon_labels`): the reference
   supercell is the DFT equilibrium geometry, so its force and stress labels are zero.
   The references hold force constants, not total energies, so the phonon step has no
@@ -42,6 +46,7 @@ from phonft.finetune import losses
 from phonft.finetune.columns import fd_columns, hvp_columns
 from phonft.finetune.data import PhononSample, ReplaySample
 from phonft.finetune.settings import LossWeights, TrainSettings
+from phonft.finetune.symmetry import orbit_column_loss
 from phonft.models.base import Batch, Model, Outputs
 
 
@@ -187,11 +192,33 @@ def label_terms(out: Outputs, labels: Labels, n_atoms: torch.Tensor, w: LossWeig
 # ------------------------------------------------------------------ the two objectives
 
 
+def _orbit_loss(pred: torch.Tensor, ref: torch.Tensor, samples: Sequence[PhononSample], draws: np.ndarray,
+                weights_np: np.ndarray | None, settings: TrainSettings) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The symmetry-sampled Hessian loss, its MAE, and its denominator ``Σ 9 Ā`` (the
+    entries its mean pools), :func:`phonft.finetune.symmetry.orbit_column_loss`."""
+    syms = [s.site_symmetry() for s in samples]
+    n_atoms = [s.n_atoms for s in samples]
+    mean_weight = None
+    if weights_np is not None:  # Ā = (1/N) Σ_r m_r A_r, A_r the weight sum of representative r's column
+        mean_weight = [float(sum(m * atom_weights(s.distances_A, int(r), settings.hessian_norm,
+                                                  settings.near_field_radius_A).sum()
+                                 for r, m in zip(sym.representatives, sym.multiplicities))) / s.n_atoms
+                       for s, sym in zip(samples, syms)]
+    args = (syms, draws, n_atoms, weights_np, mean_weight)
+    hessian = orbit_column_loss(pred, ref, *args, huber_delta=settings.phonon_weights.huber_delta)
+    mae = orbit_column_loss(pred.detach(), ref, *args)
+    count = 9.0 * draws.shape[1] * float(sum(mean_weight if mean_weight is not None else n_atoms))
+    return hessian, mae, count
+
+
 def phonon_objective(model: Model, samples: Sequence[PhononSample], columns: np.ndarray, settings: TrainSettings,
-                     create_graph: bool = True) -> ObjectiveValue:
+                     create_graph: bool = True, draws: np.ndarray | None = None) -> ObjectiveValue:
     """PFT objective of one batch: sampled Hessian columns plus the force and stress terms.
 
     ``columns`` holds the column indices ``3 j + b`` drawn per structure, shape (B, k).
+    ``draws`` (``column_sampling: symmetry``, :func:`phonft.finetune.symmetry.sample_atoms`):
+    the orbits drawn, shape (B, k/3), whose 3 columns each ``columns`` holds; the Hessian
+    term is then the orbit-averaged, multiplicity-weighted estimator of the full-Hessian loss.
     With ``create_graph`` the loss is differentiable in the parameters (training);
     without, it is only evaluated (validation).
     """
@@ -201,11 +228,15 @@ def phonon_objective(model: Model, samples: Sequence[PhononSample], columns: np.
     ref = _tensor(reference_columns(samples, columns), model)
     weights_np = column_weights(samples, columns, settings)
     weights = None if weights_np is None else _tensor(weights_np, model)
-    hessian = losses.hessian_column_loss(pred, ref, weights, w.huber_delta)
-    parts = {"hessian_loss": _f(hessian), "hessian_mae": _f(losses.hessian_column_loss(pred.detach(), ref, weights))}
+    if draws is None:
+        hessian = losses.hessian_column_loss(pred, ref, weights, w.huber_delta)
+        mae = losses.hessian_column_loss(pred.detach(), ref, weights)
+        count = _f(weights.expand_as(ref).sum()) if weights is not None else float(ref.numel())
+    else:
+        hessian, mae, count = _orbit_loss(pred, ref, samples, draws, weights_np, settings)
+    parts = {"hessian_loss": _f(hessian), "hessian_mae": _f(mae)}
     terms, label_parts = label_terms(out, phonon_labels(samples, w, model), batch.n_atoms, w)
     total = sum((t for t, _ in terms.values()), start=w.hessian * hessian)
-    count = _f(weights.expand_as(ref).sum()) if weights is not None else float(ref.numel())
     return ObjectiveValue(total, {**parts, **label_parts, "loss": _f(total)},
                           {"hessian": (w.hessian * hessian, count), **terms})
 

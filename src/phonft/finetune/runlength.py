@@ -126,3 +126,33 @@ class HeldColumns:
 def should_stop(patience: int | None, epoch: int, best_epoch: int) -> bool:
     """Early stopping: ``patience`` epochs have passed since the kept candidate's epoch."""
     return patience is not None and epoch - best_epoch >= patience
+
+
+def validation_columns(settings: Any, train_set: Sequence[Any], val_set: Sequence[Any]
+                       ) -> tuple[HeldColumns | None, np.ndarray | None, str]:
+    """What a run validates on: ``(held, columns, source)``.
+
+    With validation structures (``source`` ``materials``): their ``val_columns`` fixed
+    columns, drawn once from ``default_rng([seed, 2**31 - 1])``. Without, and with
+    ``val_from_train`` (not under ``objective: rattled``): ``training_columns``, a
+    :class:`HeldColumns` of the training structures, whose held-back columns the caller
+    validates on (and the training steps never draw). Otherwise ``none``; early stopping
+    and the ``plateau`` schedule then have no loss to watch, a :class:`ConfigError`, as is
+    ``column_sampling: symmetry`` with held-back columns (an atom's 3 columns would reach them).
+    """
+    s = settings
+    if val_set:
+        vrng = np.random.default_rng([s.seed, 2**31 - 1])
+        return None, fixed_columns([x.n_atoms for x in val_set], s.val_columns, vrng, "validation"), "materials"
+    if s.val_from_train and s.objective != "rattled":
+        if s.column_sampling == "symmetry":
+            raise ConfigError("column_sampling: symmetry cannot be combined with validation from held-back training "
+                              "columns (the run has no validation material, val_from_train is true). Fix: give the "
+                              "split validation materials, set val_from_train: false, or use column_sampling: uniform.")
+        held = HeldColumns([x.n_atoms for x in train_set], s.val_columns, s.seed)
+        return held, held.held, "training_columns"
+    if s.early_stopping_patience is not None or s.lr_schedule == "plateau":
+        raise ConfigError("early_stopping_patience and lr_schedule: plateau need a validation loss, but the run has no "
+                          "validation material and val_from_train is false (or objective is rattled). Fix: set "
+                          "val_from_train: true, or give the split validation materials.")
+    return None, None, "none"

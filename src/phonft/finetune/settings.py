@@ -12,9 +12,12 @@ from typing import Any, ClassVar
 from phonft.ase_calculators import check_trainable
 from phonft.errors import ConfigError
 from phonft.finetune.gnep.settings import GNEPSettings
+from phonft.finetune.replay_settings import REPLAY_STRUCTURES, ReplaySettings  # noqa: F401  (re-exported)
 from phonft.protocols import Protocol
 
 COLUMN_MODES = ("hvp", "fd")
+#: How a phonon step draws its Hessian columns (:mod:`phonft.finetune.symmetry`).
+COLUMN_SAMPLINGS = ("uniform", "symmetry")
 OBJECTIVES = ("pft", "rattled", "both")
 HESSIAN_NORMS = ("plain", "near_field", "distance")
 #: The fine-tuning strategies (:mod:`phonft.finetune.strategies`).
@@ -151,7 +154,15 @@ class TrainSettings(Protocol):
         difference of forces at ``fd_distance_A``, differentiable in the parameters.
         ``auto``: the measured default, :data:`DEFAULT_COLUMN` (``hvp``).
     columns_per_structure
-        Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs.
+        Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs
+        (``column_sampling: uniform``); under ``symmetry``, irreducible atoms drawn, each
+        with its 3 Cartesian columns (so 3 columns per unit).
+    column_sampling
+        ``uniform`` (default): columns uniform over the 3N DOFs. ``symmetry``: irreducible
+        atoms of the supercell (spglib), uniformly, all 3 columns of each in one batched
+        HVP (or its 6 displaced copies for ``fd``), the residual averaged over the point
+        group's rotations and weighted by the orbit's multiplicity: an unbiased estimate
+        of the full-Hessian loss (:mod:`phonft.finetune.symmetry`).
     hessian_norm, near_field_radius_A
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
@@ -213,6 +224,7 @@ class TrainSettings(Protocol):
     lora: LoRASettings = field(default_factory=LoRASettings)
     column: str = "auto"
     columns_per_structure: int = 1
+    column_sampling: str = "uniform"
     fd_distance_A: float = 0.01
     hessian_norm: str = "plain"
     near_field_radius_A: float = 4.0
@@ -248,6 +260,9 @@ class TrainSettings(Protocol):
             object.__setattr__(self, "column", DEFAULT_COLUMN)
         if self.column not in COLUMN_MODES:
             raise ConfigError(f"column must be one of {COLUMN_MODES}, not {self.column!r}")
+        if self.column_sampling not in COLUMN_SAMPLINGS:
+            raise ConfigError(f"finetune.runs.<run>.column_sampling must be one of {', '.join(COLUMN_SAMPLINGS)}, "
+                              f"not {self.column_sampling!r}. Fix: column_sampling: uniform (or symmetry).")
         if self.hessian_norm not in HESSIAN_NORMS:
             raise ConfigError(f"hessian_norm must be one of {HESSIAN_NORMS}, not {self.hessian_norm!r}")
         if self.objective not in OBJECTIVES:
@@ -338,51 +353,3 @@ class TrainSettings(Protocol):
             raise ConfigError(f"model_options must be a mapping of option names to values, not "
                               f"{pairs!r:.80}. Fix: e.g. model_options: {{elements: [Si]}}.")
         return dict(pairs)
-
-
-REPLAY_STRUCTURES = ("disjoint", "training")
-
-
-@dataclass(frozen=True)
-class ReplaySettings(Protocol):
-    """How the replay set is built (see :mod:`phonft.finetune.replay`).
-
-    Attributes
-    ----------
-    structures
-        ``disjoint`` (default): the built-in prototypes (``prototypes``) and the
-        configured materials the run neither trains on nor is scored on (``materials``;
-        None lets the workflow choose them), minus any composition of the run's materials.
-        ``training``: the run's own training structures (the former default; it replays
-        the base model's curvature and cancels the phonon loss; for ablations).
-    copies, rattle_std_A, strain_max, min_atoms, max_atoms
-        Each structure gives ``copies`` supercells of at least ``min_atoms`` (at most
-        ``max_atoms``) atoms with Gaussian position noise of ``rattle_std_A`` (Å) and a
-        random symmetric strain of up to ``strain_max`` per component; the frozen base
-        model labels them (energy, forces, stress).
-    val_fraction
-        Fraction of the structures (whole compositions, never frames of a training
-        structure) held back to measure forgetting.
-    seed
-        Seeds the rattles, the strains, the held-back structures and upstream subsampling.
-    """
-
-    name: ClassVar[str] = "replay"
-    base_model: str = "chgnet"
-    structures: str = "disjoint"
-    prototypes: bool = True
-    materials: tuple[str, ...] | None = None
-    copies: int = 4
-    rattle_std_A: float = 0.05
-    strain_max: float = 0.02
-    min_atoms: int = 8
-    max_atoms: int = 64
-    val_fraction: float = 0.2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_trainable(self.base_model, "finetune.runs.<run>.base_model (the replay set's labeller)")
-        if self.structures not in REPLAY_STRUCTURES:
-            raise ConfigError(f"replay.structures must be one of {REPLAY_STRUCTURES}, not {self.structures!r}")
-        if self.copies < 1 or not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError("replay.copies must be positive and replay.val_fraction in [0, 1)")

@@ -5,7 +5,8 @@ Every random choice of an epoch is drawn from ``numpy.random.default_rng([seed, 
 uninterrupted one would:
 
 * ``pft``: the phonon training set is shuffled and packed into ``batch_atoms`` batches;
-  each batch takes one phonon step (its Hessian columns drawn from ``rng``),
+  each batch takes one phonon step (its Hessian columns drawn from ``rng``: uniform
+  columns, or irreducible atoms under ``column_sampling: symmetry``),
   :func:`~phonft.finetune.objective.phonon_objective`.
 * ``rattled``: the rattled frames of the training materials are shuffled and packed into
   ``rattled_batch_atoms`` batches; each batch takes one rattled step
@@ -34,6 +35,7 @@ from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
 from phonft.finetune.distributed import allreduce_grads, shard, shard_indices, union_objective
 from phonft.finetune.objective import ObjectiveValue, phonon_objective, replay_objective
 from phonft.finetune.rattled import RattledSample, combine, rattled_objective
+from phonft.finetune.symmetry import sample_atoms
 
 T = TypeVar("T")
 
@@ -81,11 +83,13 @@ class Steps:
         return rattled_objective(self.model, mine, self.settings.rattled_weights) if mine else None
 
     def _phonon_step(self, samples: list[PhononSample], cols: np.ndarray,
-                     rattled: list[RattledSample] | None = None) -> dict[str, float]:
+                     rattled: list[RattledSample] | None = None, draws: np.ndarray | None = None) -> dict[str, float]:
         """The phonon step on a batch (plus a rattled batch's loss under ``both``); under
-        ``dist``, on this rank's shards of them."""
+        ``dist``, on this rank's shards of them. ``draws``: the orbits of ``column_sampling:
+        symmetry``."""
         mine = shard_indices(len(samples), self.dist)
-        res = (phonon_objective(self.model, [samples[i] for i in mine], cols[mine], self.settings)
+        res = (phonon_objective(self.model, [samples[i] for i in mine], cols[mine], self.settings,
+                                draws=None if draws is None else draws[mine])
                if mine else None)
         if rattled is not None:
             res = combine(res, self._rattled_shard(rattled))
@@ -118,10 +122,14 @@ class Steps:
         if self.settings.objective == "rattled":
             return self._optimise(self._rattled_shard([self.rattled_train[i] for i in idx]))
         samples = [self.train_set[i] for i in idx]
-        k = self.settings.columns_per_structure
-        cols = (sample_columns([s.n_atoms for s in samples], k, rng) if self.held is None
-                else self.held.sample(idx, k, rng))  # never a held-back validation column
-        return self._phonon_step(samples, cols, next(rattled) if rattled is not None else None)
+        k, draws = self.settings.columns_per_structure, None
+        if self.settings.column_sampling == "symmetry":  # the trainer refuses it with held-back columns
+            cols, draws = sample_atoms([s.site_symmetry() for s in samples], k, rng)
+        elif self.held is not None:
+            cols = self.held.sample(idx, k, rng)  # never a held-back validation column
+        else:
+            cols = sample_columns([s.n_atoms for s in samples], k, rng)
+        return self._phonon_step(samples, cols, next(rattled) if rattled is not None else None, draws)
 
     def train_epoch(self, epoch: int, bar: tqdm | None = None) -> list[dict[str, float]]:
         s = self.settings

@@ -55,7 +55,7 @@ from phonft.finetune.data import PhononSample, ReplaySample, pack_batches
 from phonft.finetune.distributed import SINGLE, DistContext, broadcast_weights
 from phonft.finetune.objective import phonon_objective, replay_objective
 from phonft.finetune.rattled import RATTLED_PARTS, RattledSample
-from phonft.finetune.runlength import HeldColumns, LRSchedule, fixed_columns, should_stop
+from phonft.finetune.runlength import HeldColumns, LRSchedule, should_stop, validation_columns
 from phonft.finetune.settings import TrainSettings
 from phonft.finetune.steps import Steps
 from phonft.finetune.strategies import apply_strategy
@@ -177,26 +177,13 @@ class Trainer(Steps):
         self.schedule = LRSchedule(self.optimizer, settings, len(self.epoch_plan(1)[1]))
 
     def _validation_columns(self) -> tuple[HeldColumns | None, np.ndarray | None]:
-        """The training structures' held-back columns (a run without validation materials,
-        ``val_from_train``) and the validation structures' fixed columns
-        (:mod:`phonft.finetune.runlength`); sets :attr:`validation_source`: ``materials``,
-        ``training_columns`` or ``none``."""
-        s = self.settings
-        if self.val_set:
-            self.validation_source = "materials"
-            vrng = np.random.default_rng([s.seed, 2**31 - 1])
-            return None, fixed_columns([x.n_atoms for x in self.val_set], s.val_columns, vrng, "validation")
-        if s.val_from_train and s.objective != "rattled":
-            self.validation_source = "training_columns"
-            held = HeldColumns([x.n_atoms for x in self.train_set], s.val_columns, s.seed)
+        """The held-back training columns and the validation columns
+        (:func:`~phonft.finetune.runlength.validation_columns`); sets :attr:`validation_source`
+        and, for held-back columns, makes the training structures the validation set."""
+        held, cols, self.validation_source = validation_columns(self.settings, self.train_set, self.val_set)
+        if held is not None:
             self.val_set = list(self.train_set)
-            return held, held.held
-        self.validation_source = "none"
-        if s.early_stopping_patience is not None or s.lr_schedule == "plateau":
-            raise ConfigError("early_stopping_patience and lr_schedule: plateau need a validation loss, but the run "
-                              "has no validation material and val_from_train is false (or objective is rattled). "
-                              "Fix: set val_from_train: true, or give the split validation materials.")
-        return None, None
+        return held, cols
 
     # ------------------------------------------------------------------ evaluation
     def validate(self) -> dict[str, float]:
