@@ -325,4 +325,4 @@ def test_torch_rules_pin_torch_to_their_threads():
     for name, body in rules.items():
         threads = re.search(r"^    threads: (\d+)$", body, flags=re.M)
         assert threads, name
-        assert ("--threads {threads}" in body) == (name in TORCH_RULES), name
+        assert ("--threads {threads:q}" in body) == (name in TORCH_RULES), name

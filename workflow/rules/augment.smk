@@ -24,4 +24,4 @@ rule augment:
         "../../envs/phonons.yaml"
     shell:
         "python -m phonft augment --material {wildcards.material:q} --reference {params.reference:q} "
-        "--settings {params.settings:q} --base-dir {params.base:q} --out {params.outdir:q} --threads {threads} > {log:q} 2>&1"
+        "--settings {params.settings:q} --base-dir {params.base:q} --out {params.outdir:q} --threads {threads:q} > {log:q} 2>&1"

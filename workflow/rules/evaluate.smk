@@ -33,7 +33,7 @@ rule evaluate_mdr:
     shell:
         "python -m phonft evaluate mdr --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
         "--material {wildcards.material:q} --settings {params.settings:q} --out {params.outdir:q} "
-        "--device {params.device:q} --threads {threads} > {log:q} 2>&1"
+        "--device {params.device:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule evaluate_double_well:
@@ -64,7 +64,7 @@ rule evaluate_double_well:
     shell:
         "python -m phonft evaluate double-well --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
         "--material {wildcards.material:q} --settings {params.settings:q} --out {output.well:q} "
-        "--device {params.device:q} --threads {threads} > {log:q} 2>&1"
+        "--device {params.device:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule evaluate_kappa_reference:
@@ -117,7 +117,7 @@ rule evaluate_kappa:
     shell:
         "python -m phonft evaluate kappa --model {params.model:q} --name {wildcards.model:q} --reference {params.refdir:q} "
         "--material {wildcards.material:q} --settings {params.settings:q} --out {output.kappa:q} "
-        "--device {params.device:q} --threads {threads} > {log:q} 2>&1"
+        "--device {params.device:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 checkpoint evaluate_kappa103_ids:
@@ -165,7 +165,7 @@ rule evaluate_kappa103:
         "../../envs/train.yaml"
     shell:
         "python -m phonft evaluate kappa103 --model {params.model:q} --name {wildcards.model:q} --id {wildcards.mp_id:q} "
-        "--settings {params.settings:q} {params.cache:q} --out {output.kappa:q} --device {params.device:q} --threads {threads} > {log:q} 2>&1"
+        "--settings {params.settings:q} {params.cache:q} --out {output.kappa:q} --device {params.device:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule evaluate_summary:
@@ -195,7 +195,7 @@ rule evaluate_summary:
         "../../envs/phonons.yaml"
     shell:
         "python -m phonft evaluate summary --name {wildcards.model:q} --model {params.model:q} --model-dir {params.model_dir:q} "
-        "--references {params.refs:q} {params.base_dir:q} --settings {params.settings:q} {params.cache:q} --threads {threads} > {log:q} 2>&1"
+        "--references {params.refs:q} {params.base_dir:q} --settings {params.settings:q} {params.cache:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule evaluate_compare:

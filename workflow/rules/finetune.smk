@@ -46,7 +46,7 @@ rule finetune_replay:
         "../../envs/train.yaml"
     shell:
         "python -m phonft finetune replay --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
-        "--references {params.refs:q} --out {params.outdir:q} {params.cache:q} --device {params.device:q} --threads {threads} > {log:q} 2>&1"
+        "--references {params.refs:q} --out {params.outdir:q} {params.cache:q} --device {params.device:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule finetune_train:
@@ -87,7 +87,7 @@ rule finetune_train:
         # --resume: a killed job continues from its last epoch checkpoint.
         "{params.launch:q} finetune train --run {wildcards.run:q} --settings {params.settings:q} --split {input.split:q} "
         "--references {params.refs:q} --replay {params.replay:q} {params.augment:q} --out {params.outdir:q} "
-        "--device {params.device:q} --resume --threads {threads} > {log:q} 2>&1"
+        "--device {params.device:q} --resume --threads {threads:q} > {log:q} 2>&1"
 
 
 rule finetune_heldout:
@@ -116,4 +116,4 @@ rule finetune_heldout:
         "../../envs/train.yaml"
     shell:
         "python -m phonft finetune heldout --model {params.model:q} --reference {params.refdir:q} --material {wildcards.material:q} "
-        "--settings {params.settings:q} --out {output.thermal:q} --device {params.device:q} --threads {threads} > {log:q} 2>&1"
+        "--settings {params.settings:q} --out {output.thermal:q} --device {params.device:q} --threads {threads:q} > {log:q} 2>&1"

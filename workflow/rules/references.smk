@@ -26,4 +26,4 @@ rule references:
         "../../envs/phonons.yaml"
     shell:
         "python -m phonft references --material {wildcards.material:q} --settings {params.settings:q} --base-dir {params.base:q} "
-        "--results-dir {params.results:q} {params.displacements:q} --out {params.outdir:q} --threads {threads} > {log:q} 2>&1"
+        "--results-dir {params.results:q} {params.displacements:q} --out {params.outdir:q} --threads {threads:q} > {log:q} 2>&1"
