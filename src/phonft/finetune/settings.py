@@ -150,6 +150,11 @@ class TrainSettings(Protocol):
         ``auto``: the measured default, :data:`DEFAULT_COLUMN` (``hvp``).
     columns_per_structure
         Hessian columns drawn per phonon structure and step, uniformly over its 3N DOFs.
+    graph_cache, fd_graph_reuse
+        Keep each phonon structure's prepared graph across steps (bitwise the fresh one);
+        in ``fd``, let the ±h copies keep their structure's neighbour list when no pair of
+        the displaced atom crosses a cutoff (equal to rounding, not bitwise: opt-in).
+        :mod:`phonft.finetune.graphs`.
     hessian_norm, near_field_radius_A
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
@@ -196,6 +201,8 @@ class TrainSettings(Protocol):
     column: str = "auto"
     columns_per_structure: int = 1
     fd_distance_A: float = 0.01
+    graph_cache: bool = True
+    fd_graph_reuse: bool = False
     hessian_norm: str = "plain"
     near_field_radius_A: float = 4.0
     phonon_weights: LossWeights = field(default_factory=LossWeights)
