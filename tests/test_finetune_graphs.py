@@ -16,6 +16,7 @@ from phonft.finetune.data import load_phonon_sample
 from phonft.finetune.graphs import GraphCache, cache_for, crosses_cutoff
 from phonft.finetune.objective import phonon_objective, predicted_columns
 from phonft.finetune.settings import TrainSettings
+from phonft.finetune.trainer import reproducible
 from phonft.models import load_model
 from phonft_testdata import small_mace_model
 
@@ -54,14 +55,16 @@ def _columns_and_outputs(model, samples, cols, settings):
 
 @pytest.mark.parametrize("backend", ["chgnet", "mace"])
 def test_cached_graph_outputs_are_bitwise_fresh(backend, si, chgnet64):
-    """hvp columns, energies, forces and stresses: fresh, first cached call, and a cache hit."""
+    """hvp columns, energies, forces and stresses: fresh, first cached call, and a cache hit
+    (TorchScript unoptimised, as the trainer runs it, so that each call rounds the same way)."""
     model = chgnet64 if backend == "chgnet" else small_mace_model(["Si"])
     cols = np.array([[0, 7]])
-    fresh = _columns_and_outputs(model, [si], cols, TrainSettings(column="hvp", graph_cache=False))
     cached = TrainSettings(column="hvp", graph_cache=True)
     before = dict(cache_for(model).stats)
-    for _ in range(2):
-        assert all(torch.equal(a, b) for a, b in zip(fresh, _columns_and_outputs(model, [si], cols, cached)))
+    with reproducible():
+        fresh = _columns_and_outputs(model, [si], cols, TrainSettings(column="hvp", graph_cache=False))
+        for _ in range(2):
+            assert all(torch.equal(a, b) for a, b in zip(fresh, _columns_and_outputs(model, [si], cols, cached)))
     after = cache_for(model).stats
     assert after["hits"] - before["hits"] >= 1 and after["built"] - before["built"] <= 1
 
@@ -86,8 +89,9 @@ def test_training_with_cached_graphs_is_bitwise_fresh(backend, si):
             return load_model("chgnet", dtype="float32", device="cpu")
         return small_mace_model(["Si"], dtype="float32")
 
-    a = _trained(make, [si], TrainSettings(column="hvp", graph_cache=False))
-    b = _trained(make, [si], TrainSettings(column="hvp", graph_cache=True))
+    with reproducible():
+        a = _trained(make, [si], TrainSettings(column="hvp", graph_cache=False))
+        b = _trained(make, [si], TrainSettings(column="hvp", graph_cache=True))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
