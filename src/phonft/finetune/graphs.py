@@ -68,8 +68,8 @@ def crosses_cutoff(atoms: Atoms, j: int, delta: np.ndarray, cutoffs: Sequence[fl
 
 class GraphCache:
     """Prepared per-structure graphs of one model, keyed by :func:`structure_key` (and the
-    model's dtype, device and cutoffs). ``stats`` counts hits, builds, and fd copies reused
-    and rebuilt."""
+    model's dtype, device and cutoffs). ``stats`` counts hits, builds, and, under reuse,
+    the fd copies that reused their structure's neighbour list and those rebuilt (a crossing)."""
 
     def __init__(self) -> None:
         self._items: dict[tuple, Any] = {}
@@ -108,7 +108,7 @@ class GraphCache:
             else:
                 fresh.append(len(out))
                 out.append(atoms)
-                self.stats["fd_rebuilt"] += 1
+                self.stats["fd_rebuilt"] += bool(cutoffs)
         if fresh:
             for i, item in zip(fresh, model.prepare_items([out[i] for i in fresh])):
                 out[i] = item
