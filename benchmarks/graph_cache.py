@@ -15,8 +15,8 @@ one Si supercell, one column, the default loss weights unless named):
 
 Cases: Si diamond supercells of 64, 216 and 512 atoms (rattled 0.01 Å), CHGNet and a small
 random MACE (32 channels, r_max 5 Å). Times are medians of ``--repeats`` steps after one
-warm-up step. Ratios printed: cached/fresh for hvp and fd, reuse/fresh for fd, and the
-step over one E+F evaluation.
+warm-up step, the variants interleaved round by round. Ratios printed: cached/fresh for
+hvp and fd, reuse/fresh for fd, and the step over one E+F evaluation.
 
     OMP_NUM_THREADS=2 python benchmarks/graph_cache.py --threads 2
 """
@@ -60,14 +60,18 @@ def si_sample(n_atoms: int) -> PhononSample:
                         forces_eV_A=np.zeros((n, 3)), stress_eV_A3=np.zeros((3, 3)))
 
 
-def _timed(run, repeats: int) -> float:
-    run()  # warm-up (fills the cache)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _interleaved(runs: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each run, one warm-up call each, then ``repeats`` rounds that call
+    every run once in turn (so a load that comes and goes hits every variant alike)."""
+    for run in runs.values():
         run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _step(model, sample, settings, opt, rng):
@@ -99,9 +103,11 @@ def main() -> None:
         for n in args.sizes:
             sample, reps = si_sample(n), args.repeats or REPEATS.get(n, 3)
             rng = np.random.default_rng(0)
-            prep = _timed(lambda: model.prepare([sample.atoms]), reps)
-            ef = _timed(lambda: model.evaluate(model.prepare([sample.atoms])), reps)
-            t = {k: _timed(_step(model, sample, TrainSettings(**v), opt, rng), reps) for k, v in VARIANTS.items()}
+            runs = {"prep": lambda: model.prepare([sample.atoms]),
+                    "ef": lambda: model.evaluate(model.prepare([sample.atoms])),
+                    **{k: _step(model, sample, TrainSettings(**v), opt, rng) for k, v in VARIANTS.items()}}
+            t = _interleaved(runs, reps)
+            prep, ef = t["prep"], t["ef"]
             stats = cache_for(model).stats
             print(f"{spec:10s} {n:4d} {prep:6.3f} {ef:6.3f} " + " ".join(f"{t[k]:10.3f}" for k in VARIANTS)
                   + f"  {t['hvp cached'] / t['hvp fresh']:7.2f} {t['fd cached'] / t['fd fresh']:7.2f}"

@@ -73,7 +73,7 @@ def main() -> None:
             rows = list(csv.DictReader((out / "metrics.csv").open()))
             last, n_phonon = rows[-1], sum(int(float(r["steps"])) for r in rows)
             print(f"| {name} | {steps}×{atoms} | {n_phonon} | {n_phonon * steps} | {steps * atoms} "
-                  f"| {float(last['replay_force_mae']):.4f} | {float(last['drift_force_mae']):.4f} "
+                  f"| {float(last['replay_force_mae']):.3e} | {float(last['drift_force_mae']):.3e} "
                   f"| {float(last['train_hessian_mae']):.4f} | {float(last['val_hessian_mae']):.4f} |", flush=True)
 
 
