@@ -9,7 +9,8 @@ replay-frame force MAE against the replay labels and the force drift from the ba
 
 Variants: no replay; ``replay_steps: 4`` × ``replay_batch_atoms: 64`` (the default); and
 ``replay_steps: 1`` × 256 atoms (4× the batch, one step); also 1 × 64 (a quarter of the
-budget) as a reference. Counts, not wall time, are the comparison.
+budget) as a reference. Counts, not wall time, are the comparison. ``--terms`` adds
+``4x64 H``: the default replay, the phonon step's force and stress terms off.
 
     python benchmarks/replay_budget.py [--model chgnet|mace-small] [--epochs 3] [--lr 1e-3]
 """
@@ -27,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 VARIANTS = {"none": (0, 64), "4x64": (4, 64), "1x256": (1, 256), "1x64": (1, 64)}
+#: ``--terms``: the default replay with the phonon step's force and stress terms off (Hessian only).
+NO_FS = {"phonon_weights": {"forces": 0.0, "stress": 0.0}}
 
 
 def _inputs(root: Path, run: dict) -> dict:
@@ -52,6 +55,8 @@ def main() -> None:
     ap.add_argument("--model", default="mace-small", choices=["mace-small", "chgnet"])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--terms", action="store_true", help="add the variant without phonon force/stress terms")
+    ap.add_argument("--only", nargs="+", default=None, help="variants to run (default: all)")
     args = ap.parse_args()
     run = {**TINY_MACE_RUN, "epochs": args.epochs, "lr": args.lr,
            "max_drift": {"energy_eV_atom": None, "force_eV_A": None, "error_ratio": None}}
@@ -64,9 +69,13 @@ def main() -> None:
         print("| replay | steps | phonon steps | replay steps | replay atoms/step | replay force MAE eV/Å "
               "| force drift eV/Å | train Hessian MAE | val Hessian MAE |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for name, (steps, atoms) in VARIANTS.items():
-            out = root / name
-            settings = {"run": {**run, "replay_steps": steps, "replay_batch_atoms": atoms}}
+        variants = {**VARIANTS, **({"4x64 H": (4, 64)} if args.terms else {})}
+        for name, (steps, atoms) in variants.items():
+            if args.only and name not in args.only:
+                continue
+            out = root / name.replace(" ", "_")
+            extra = NO_FS if name.endswith(" H") else {}
+            settings = {"run": {**run, "replay_steps": steps, "replay_batch_atoms": atoms, **extra}}
             assert cli(["finetune", "train", "--run", "t", "--settings", json.dumps(settings), "--split",
                         str(inputs["split"]), "--references", str(inputs["refs"]), "--replay", str(inputs["replay"]),
                         "--device", "cpu", "--out", str(out)]) == 0

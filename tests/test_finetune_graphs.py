@@ -43,6 +43,22 @@ def test_crosses_cutoff_is_a_change_of_the_neighbour_set():
     assert seen == {True, False}
 
 
+def _nep(cutoff_A: float):
+    """A random one-element NEP for Si with radial cutoff ``cutoff_A`` (float64)."""
+    from phonft.models.nep.backend import NEPModel
+    from phonft.models.nep.module import NEP, random_parameters
+    from phonft.models.nep.nepfile import NEPSpec
+
+    spec = NEPSpec(types=("Si",), cutoff=(cutoff_A, 3.5), max_neighbors=(80, 30), n_max=(3, 2), basis_size=(4, 3),
+                   l_max=(4, 2, 1), n_neurons=6)
+    return NEPModel(NEP(spec, random_parameters(spec, np.random.default_rng(0))), spec="nep:random")
+
+
+def _second_shell(sample) -> float:
+    d = np.sort(sample.distances_A[0])
+    return float(d[d > d[1] + 0.5].min())
+
+
 @pytest.fixture(scope="module")
 def si(references):
     return load_phonon_sample(references("mp-149"))
@@ -53,11 +69,11 @@ def _columns_and_outputs(model, samples, cols, settings):
     return [t.detach() for t in (pred, out.energy, out.forces, out.stress)]
 
 
-@pytest.mark.parametrize("backend", ["chgnet", "mace"])
+@pytest.mark.parametrize("backend", ["chgnet", "mace", "nep"])
 def test_cached_graph_outputs_are_bitwise_fresh(backend, si, chgnet64):
     """hvp columns, energies, forces and stresses: fresh, first cached call, and a cache hit
     (TorchScript unoptimised, as the trainer runs it, so that each call rounds the same way)."""
-    model = chgnet64 if backend == "chgnet" else small_mace_model(["Si"])
+    model = {"chgnet": lambda: chgnet64, "mace": lambda: small_mace_model(["Si"]), "nep": lambda: _nep(5.0)}[backend]()
     cols = np.array([[0, 7]])
     cached = TrainSettings(column="hvp", graph_cache=True)
     before = dict(cache_for(model).stats)
@@ -107,22 +123,25 @@ def _compressed_si(shell_A):
     return atoms
 
 
-@pytest.mark.parametrize("case", ["chgnet-reuse", "chgnet-rebuild", "mace-reuse", "mace-rebuild"])
+@pytest.mark.parametrize("case", ["chgnet-reuse", "chgnet-rebuild", "mace-reuse", "mace-rebuild", "nep-reuse",
+                                  "nep-rebuild"])
 def test_fd_graph_reuse_equals_fresh_graphs(case, si, chgnet64):
     """The ±h copies: reused neighbour lists (no pair crosses a cutoff) and rebuilt ones
     (a shell 2 mÅ from a cutoff: CHGNet's 3 Å bond-graph cutoff, MACE's r_max) both give
-    the columns and outputs of fresh graphs to 1e-10 (float64)."""
+    the columns and outputs of fresh graphs to 1e-10 (float64); NEP's radial cutoff likewise."""
     backend, path = case.split("-")
     h = 0.01
     if backend == "chgnet":
         model = chgnet64
         structures = [si.atoms] if path == "reuse" else [_compressed_si(3.002)]
+    elif backend == "mace":
+        structures = [si.atoms]
+        model = small_mace_model(["Si"]) if path == "reuse" else load_model(
+            "mace-small", dtype="float64", device="cpu",
+            options={"elements": ["Si"], "seed": 0, "r_max": _second_shell(si) + 0.002})
     else:
         structures = [si.atoms]
-        d = np.sort(si.distances_A[0])
-        shell = d[d > d[1] + 0.5].min()  # the second neighbour shell of mp-149
-        model = small_mace_model(["Si"]) if path == "reuse" else load_model(
-            "mace-small", dtype="float64", device="cpu", options={"elements": ["Si"], "seed": 0, "r_max": shell + 0.002})
+        model = _nep(5.0 if path == "reuse" else _second_shell(si) + 0.002)
     n = len(structures[0])
     cols = np.array([[0, 3 * (n // 2) + 1, 3 * (n - 1) + 2]])
     graphs = GraphCache()
