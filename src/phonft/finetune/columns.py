@@ -17,13 +17,16 @@ evaluates all of a batch's columns at once, because the batched graph is block-d
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
 
 from phonft.models.base import Batch, Model, Outputs
+
+if TYPE_CHECKING:
+    from phonft.finetune.graphs import GraphCache
 
 
 def sample_columns(n_atoms: Sequence[int], k: int, rng: np.random.Generator) -> np.ndarray:
@@ -86,16 +89,24 @@ def displaced(structures: Sequence[Atoms], cols: np.ndarray, h: float) -> list[A
 
 
 def fd_columns(model: Model, structures: Sequence[Atoms], cols: np.ndarray, h: float, *, stress: bool = False,
-               create_graph: bool = True) -> tuple[torch.Tensor, Batch, Outputs]:
+               create_graph: bool = True, graphs: "GraphCache | None" = None, reuse: bool = False
+               ) -> tuple[torch.Tensor, Batch, Outputs]:
     """Central-difference columns, shape (k, N_total, 3) eV/Å², plus the undisplaced outputs.
 
     One forward pass evaluates the undisplaced structures and all 2·k·B displaced ones;
     graphs (neighbour lists) are rebuilt for every displaced copy, as phonopy's force
-    evaluations would. Returns the columns, and the undisplaced batch and outputs (for the
-    energy, force and stress terms).
+    evaluations would, unless ``graphs`` (a :class:`~phonft.finetune.graphs.GraphCache`)
+    holds the structures' graphs and ``reuse`` lets a copy keep its structure's neighbour
+    list when no pair crosses a cutoff. Returns the columns, and the undisplaced batch and
+    outputs (for the energy, force and stress terms).
     """
     n_struct = len(structures)
-    everything = model.prepare(list(structures) + displaced(structures, cols, h))
+    copies = displaced(structures, cols, h)
+    if graphs is None:
+        everything = model.prepare(list(structures) + copies)
+    else:
+        owners = [(s, int(cols[s, slot]) // 3) for slot in range(cols.shape[1]) for s in range(n_struct) for _ in "+-"]
+        everything = graphs.fd_batch(model, structures, [(s, j, a) for (s, j), a in zip(owners, copies)], reuse)
     out = model.evaluate(everything, stress=stress, create_graph=create_graph)
     n_atoms = everything.n_atoms.tolist()
     per_structure = torch.split(out.forces, n_atoms)

@@ -45,6 +45,7 @@ import torch
 from phonft.finetune import losses
 from phonft.finetune.columns import fd_columns, hvp_columns
 from phonft.finetune.data import PhononSample, ReplaySample
+from phonft.finetune.graphs import cache_for
 from phonft.finetune.settings import LossWeights, TrainSettings
 from phonft.finetune.symmetry import orbit_column_loss
 from phonft.models.base import Batch, Model, Outputs
@@ -94,13 +95,15 @@ def predicted_columns(model: Model, samples: Sequence[PhononSample], columns: np
                       *, stress: bool, create_graph: bool = True) -> tuple[torch.Tensor, Batch, Outputs]:
     """Model columns (k, N_total, 3) eV/Å², and the undisplaced batch and its outputs.
 
-    ``columns`` holds ``k`` column indices per structure, shape (B, k).
+    ``columns`` holds ``k`` column indices per structure, shape (B, k). With
+    ``settings.graph_cache`` the structures' graphs come from :func:`~phonft.finetune.graphs.cache_for`.
     """
     structures = [s.atoms for s in samples]
+    graphs = cache_for(model) if settings.graph_cache else None
     if settings.column == "fd":
         return fd_columns(model, structures, columns, settings.fd_distance_A, stress=stress,
-                          create_graph=create_graph)
-    batch = model.prepare(structures)
+                          create_graph=create_graph, graphs=graphs, reuse=settings.fd_graph_reuse)
+    batch = model.prepare(structures) if graphs is None else graphs.prepare(model, structures)
     out = model.evaluate(batch, stress=stress, create_graph=True)
     return hvp_columns(model, batch, columns, out, create_graph=create_graph), batch, out
 

@@ -163,6 +163,11 @@ class TrainSettings(Protocol):
         HVP (or its 6 displaced copies for ``fd``), the residual averaged over the point
         group's rotations and weighted by the orbit's multiplicity: an unbiased estimate
         of the full-Hessian loss (:mod:`phonft.finetune.symmetry`).
+    graph_cache, fd_graph_reuse
+        Keep each phonon structure's prepared graph across steps (bitwise the fresh one);
+        in ``fd``, let the ±h copies keep their structure's neighbour list when no pair of
+        the displaced atom crosses a cutoff (equal to rounding, not bitwise: opt-in).
+        :mod:`phonft.finetune.graphs`.
     hessian_norm, near_field_radius_A
         ``plain``: MAE over all 3N entries of a column. ``near_field``: only atoms within
         ``near_field_radius_A`` of the displaced atom. ``distance``: every atom, weighted
@@ -226,6 +231,8 @@ class TrainSettings(Protocol):
     columns_per_structure: int = 1
     column_sampling: str = "uniform"
     fd_distance_A: float = 0.01
+    graph_cache: bool = True
+    fd_graph_reuse: bool = False
     hessian_norm: str = "plain"
     near_field_radius_A: float = 4.0
     phonon_weights: LossWeights = field(default_factory=LossWeights)

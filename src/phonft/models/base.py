@@ -166,6 +166,26 @@ class Model(abc.ABC):
     def prepare(self, structures: Sequence[Atoms]) -> Batch:
         """Build the batched graph of ``structures`` on the model's device and dtype."""
 
+    # Per-structure graphs, for :mod:`phonft.finetune.graphs` (caching and fd reuse). By
+    # default an item is the structure itself (nothing is kept); backends override these.
+    def prepare_items(self, structures: Sequence[Atoms]) -> list:
+        """The prepared graph of each structure (the costly part of :meth:`prepare`)."""
+        return [a.copy() for a in structures]
+
+    def collate(self, items: Sequence[Any]) -> Batch:
+        """One batch of :meth:`prepare_items`' items, equal to :meth:`prepare` of their
+        structures; it never hands out a tensor the autograd of a step could change."""
+        return self.prepare(items)
+
+    def graph_cutoffs(self) -> tuple[float, ...] | None:
+        """Cutoffs (Å) of the neighbour lists an item holds; None: items cannot be moved."""
+        return None
+
+    def moved_item(self, item: Any, atoms: Atoms) -> Any:
+        """``item`` with the positions of ``atoms`` and the same neighbour list (valid when
+        no pair crossed a cutoff of :meth:`graph_cutoffs`)."""
+        return atoms.copy()
+
     @abc.abstractmethod
     def evaluate(self, batch: Batch, *, stress: bool = False, create_graph: bool = False) -> Outputs:
         """Energies, forces and (optionally) stresses of a prepared batch.

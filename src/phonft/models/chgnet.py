@@ -70,6 +70,9 @@ class CHGNetModel(Model):
         return set(range(1, 95))  # CHGNet embeds Z = 1..94
 
     def prepare(self, structures: Sequence[Atoms]) -> Batch:
+        return self.collate(self.prepare_items(structures))
+
+    def prepare_items(self, structures: Sequence[Atoms]) -> list:
         from pymatgen.io.ase import AseAtomsAdaptor
 
         converter = self.module.graph_converter
@@ -79,8 +82,30 @@ class CHGNetModel(Model):
             structure = AseAtomsAdaptor.get_structure(atoms)
             graph = converter(structure, graph_id=str(i))
             graphs.append(_cast_graph(graph, structure, self.dtype, self.device))
-        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
+        return graphs
+
+    def collate(self, items: Sequence) -> Batch:
+        """Shallow copies of the graphs with fresh leaves of their fractional coordinates
+        (the leaf is what a step's autograd reaches; the neighbour lists are shared)."""
+        graphs = []
+        for graph in items:
+            g = copy.copy(graph)
+            g.atom_frac_coord = graph.atom_frac_coord.detach().requires_grad_(True)
+            graphs.append(g)
+        n_atoms = torch.tensor([int(g.atomic_number.shape[0]) for g in graphs], device=self.device)
         return Batch(n_atoms=n_atoms, graph=graphs)
+
+    def graph_cutoffs(self) -> tuple[float, ...]:
+        conv = self.module.graph_converter
+        return (float(conv.atom_graph_cutoff), float(conv.bond_graph_cutoff))
+
+    def moved_item(self, item, atoms: Atoms):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        g = copy.copy(item)
+        frac = AseAtomsAdaptor.get_structure(atoms).frac_coords
+        g.atom_frac_coord = torch.tensor(frac, dtype=self.dtype, device=self.device, requires_grad=True)
+        return g
 
     def _composition_energy(self, graphs) -> torch.Tensor | float:
         comp = self.module.composition_model

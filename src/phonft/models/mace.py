@@ -12,6 +12,7 @@ Hessian-vector products by autograd. The native format is the pickled module tha
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -190,23 +191,39 @@ class MACEModel(Model):
         return float(self.module.r_max)
 
     def prepare(self, structures: Sequence[Atoms]) -> Batch:
+        return self.collate(self.prepare_items(structures))
+
+    def prepare_items(self, structures: Sequence[Atoms]) -> list:
         _import_mace()
         from mace import data as mdata
-        from mace.tools import AtomicNumberTable, torch_geometric
+        from mace.tools import AtomicNumberTable
 
         z_table = AtomicNumberTable(sorted(self.elements))
         heads = list(getattr(self.module, "heads", None) or ["Default"])
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)  # AtomicData uses the default dtype: keep Å to 1e-16
         try:
-            items = self._atomic_data(structures, z_table, heads, mdata)
+            return self._atomic_data(structures, z_table, heads, mdata)
         finally:
             torch.set_default_dtype(default)
-        loader = torch_geometric.dataloader.DataLoader(items, batch_size=len(items), shuffle=False)
+
+    def collate(self, items: Sequence) -> Batch:
+        """mace's own collation (new tensors: the items are never changed)."""
+        from mace.tools import torch_geometric
+
+        loader = torch_geometric.dataloader.DataLoader(list(items), batch_size=len(items), shuffle=False)
         data = next(iter(loader)).to(self.device).to_dict()
         data = {k: (v.to(self.dtype) if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in data.items()}
-        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
+        n_atoms = torch.tensor([int(item.positions.shape[0]) for item in items], device=self.device)
         return Batch(n_atoms=n_atoms, graph=data)
+
+    def graph_cutoffs(self) -> tuple[float, ...]:
+        return (self.r_max,)
+
+    def moved_item(self, item, atoms: Atoms):
+        moved = copy.copy(item)
+        moved.positions = torch.tensor(atoms.positions, dtype=torch.float64)
+        return moved
 
     def _atomic_data(self, structures, z_table, heads, mdata) -> list:
         items = []

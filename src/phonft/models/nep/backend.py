@@ -69,26 +69,43 @@ class NEPModel(Model):
         return {int(z) for z in self.module.atomic_numbers.tolist()}
 
     def prepare(self, structures: Sequence[Atoms]) -> Batch:
-        cutoff = max(self.nep_spec.cutoff + ((self.nep_spec.zbl[1],) if self.nep_spec.zbl else ()))
-        index = {s: t for t, s in enumerate(self.nep_spec.types)}
-        parts: dict[str, list] = {k: [] for k in ("types", "centre", "neighbour", "shifts", "pair_structure")}
-        offset = 0
+        return self.collate(self.prepare_items(structures))
+
+    def graph_cutoffs(self) -> tuple[float, ...]:
+        return (max(self.nep_spec.cutoff + ((self.nep_spec.zbl[1],) if self.nep_spec.zbl else ())),)
+
+    def prepare_items(self, structures: Sequence[Atoms]) -> list:
+        """Per structure: types, neighbour pairs (i, j, image shifts), positions and cell (numpy)."""
+        (cutoff,), index = self.graph_cutoffs(), {s: t for t, s in enumerate(self.nep_spec.types)}
+        items = []
         for b, atoms in enumerate(structures):
             self.check_elements(atoms, f"structure {b} ({atoms.get_chemical_formula()})")
             i, j, shifts = neighbour_pairs(atoms, cutoff)
-            parts["types"].append(np.array([index[s] for s in atoms.get_chemical_symbols()], dtype=np.int64))
-            parts["centre"].append(i + offset)
-            parts["neighbour"].append(j + offset)
-            parts["shifts"].append(shifts)
-            parts["pair_structure"].append(np.full(len(i), b))
-            offset += len(atoms)
+            items.append({"types": np.array([index[s] for s in atoms.get_chemical_symbols()], dtype=np.int64),
+                          "centre": i, "neighbour": j, "shifts": shifts, "positions": atoms.positions.copy(),
+                          "cells": atoms.cell.array.copy()})
+        return items
+
+    def moved_item(self, item: dict, atoms: Atoms) -> dict:
+        return {**item, "positions": atoms.positions.copy()}
+
+    def collate(self, items: Sequence[dict]) -> Batch:
+        parts: dict[str, list] = {k: [] for k in ("types", "centre", "neighbour", "shifts", "pair_structure")}
+        offset = 0
+        for b, item in enumerate(items):
+            parts["types"].append(item["types"])
+            parts["centre"].append(item["centre"] + offset)
+            parts["neighbour"].append(item["neighbour"] + offset)
+            parts["shifts"].append(item["shifts"])
+            parts["pair_structure"].append(np.full(len(item["centre"]), b))
+            offset += len(item["types"])
         tensor = {k: torch.as_tensor(np.concatenate(v), device=self.device) for k, v in parts.items()}
         tensor["shifts"] = tensor["shifts"].to(self.dtype)
-        n_atoms = torch.tensor([len(a) for a in structures], device=self.device)
-        tensor["atom_structure"] = torch.repeat_interleave(torch.arange(len(structures), device=self.device), n_atoms)
-        tensor["positions"] = torch.as_tensor(np.concatenate([a.positions for a in structures]),
+        n_atoms = torch.tensor([len(item["types"]) for item in items], device=self.device)
+        tensor["atom_structure"] = torch.repeat_interleave(torch.arange(len(items), device=self.device), n_atoms)
+        tensor["positions"] = torch.as_tensor(np.concatenate([item["positions"] for item in items]),
                                               dtype=self.dtype, device=self.device)
-        tensor["cells"] = torch.as_tensor(np.stack([a.cell.array for a in structures]), dtype=self.dtype,
+        tensor["cells"] = torch.as_tensor(np.stack([item["cells"] for item in items]), dtype=self.dtype,
                                           device=self.device)
         return Batch(n_atoms=n_atoms, graph=tensor)
 
