@@ -168,3 +168,21 @@ def test_cli_records_the_validation_source(references, tmp_path):
     record = json.loads((out / "train.json").read_text())
     assert record["validation"] == {"source": "training_columns", "columns_per_structure": 2}
     assert record["stopped_early"] is None and math.isfinite(record["best_val_loss"])
+
+
+def test_symmetry_sampling_with_held_back_training_columns_is_refused():
+    """An atom's 3 columns would reach the held-back validation columns: one clear error."""
+    from types import SimpleNamespace
+
+    from phonft.errors import ConfigError
+    from phonft.finetune.runlength import validation_columns
+    from phonft.finetune.settings import TrainSettings
+
+    s = TrainSettings(column_sampling="symmetry")
+    train = [SimpleNamespace(n_atoms=8), SimpleNamespace(n_atoms=16)]
+    with pytest.raises(ConfigError, match="column_sampling: symmetry cannot be combined"):
+        validation_columns(s, train, [])
+    held, cols, source = validation_columns(TrainSettings(column_sampling="symmetry", val_from_train=False), train, [])
+    assert (held, cols, source) == (None, None, "none")
+    held, cols, source = validation_columns(TrainSettings(column_sampling="symmetry"), train, train)
+    assert held is None and source == "materials" and cols.shape == (2, 1)
