@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -81,6 +82,19 @@ def replay_frames(model, n: int = 16, seed: int = 0) -> list[ReplaySample]:
 def sync(device: str) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def median_time(fn, device: str, repeats: int) -> float:
+    """Median wall time (s) of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return float(statistics.median(times))
 
 
 class PhaseClock:

@@ -13,7 +13,6 @@ full-Hessian step is timed once (it is 3N HVPs); the others are the median of
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
@@ -23,7 +22,7 @@ from ase.build import bulk
 from phonft.finetune.columns import fd_columns, hvp_columns, unit_vectors
 from phonft.finetune.losses import force_loss, hessian_column_loss
 from phonft.models import load_model
-from pft_cases import sync as _sync
+from pft_cases import median_time, sync as _sync
 
 SUPERCELLS = {16: (2, 1, 1), 64: (2, 2, 2), 128: (4, 2, 2)}
 
@@ -64,26 +63,12 @@ def step_fn(kind: str, model, atoms, opt):
     return run
 
 
-def time_step(run, repeats: int, device: str) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        run()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-
 def _once(run, device: str) -> float:
     _sync(device)
     t0 = time.perf_counter()
     run()
     _sync(device)
     return time.perf_counter() - t0
-
 
 
 def run_losses(models, sizes, dtype: str, device: str, repeats: int, no_full: bool) -> list[dict]:
@@ -97,7 +82,7 @@ def run_losses(models, sizes, dtype: str, device: str, repeats: int, no_full: bo
         opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-6)
         for n in sizes:
             atoms = si_supercell(n)
-            t = {k: time_step(step_fn(k, model, atoms, opt), repeats, device) for k in ("ef", "hvp", "fd")}
+            t = {k: median_time(step_fn(k, model, atoms, opt), device, repeats) for k in ("ef", "hvp", "fd")}
             t["full"] = float("nan") if no_full else _once(step_fn("full", model, atoms, opt), device)
             print(f"{spec:11s} {n:4d} {t['ef']:8.3f} {t['hvp']:8.3f} {t['fd']:8.3f} {t['full']:9.2f} "
                   f"{t['hvp'] / t['ef']:7.2f} {t['fd'] / t['ef']:6.2f} {t['full'] / t['hvp']:9.1f} "

@@ -56,7 +56,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pft_cases import PhaseClock, epoch_samples, mgo_sample, replay_frames, sync
+from pft_cases import PhaseClock, epoch_samples, median_time, mgo_sample, replay_frames, sync
 
 from phonft.finetune.columns import sample_columns
 from phonft.finetune.data import ReplaySample
@@ -77,19 +77,6 @@ def make_model(spec: str, dtype: str, device: str, elements):
 
 def _median(xs) -> float:
     return float(statistics.median(xs))
-
-
-def _timed(fn, device: str, repeats: int) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return _median(times)
 
 
 def phonon_phases(trainer: Trainer, sample, device: str, repeats: int) -> dict[str, float]:
@@ -115,11 +102,11 @@ def ef_costs(trainer: Trainer, sample, device: str, repeats: int) -> dict[str, f
     """One E+F inference (with and without its graph build) and one E+F training step."""
     model = trainer.model
     batch = model.prepare([sample.atoms])
-    ef = _timed(lambda: model.evaluate(batch), device, repeats)
-    ef_prep = _timed(lambda: model.evaluate(model.prepare([sample.atoms])), device, repeats)
+    ef = median_time(lambda: model.evaluate(batch), device, repeats)
+    ef_prep = median_time(lambda: model.evaluate(model.prepare([sample.atoms])), device, repeats)
     pred = model.predict([sample.atoms])[0]
     frame = ReplaySample(sample.atoms, float(pred["energy"]), np.asarray(pred["forces"], float), None)
-    ef_train = _timed(lambda: trainer._replay_step([frame]), device, repeats)
+    ef_train = median_time(lambda: trainer._replay_step([frame]), device, repeats)
     return {"EF": ef, "EFprep": ef_prep, "EFtrain": ef_train}
 
 
@@ -134,7 +121,7 @@ def breakdown_case(model, frames, n: int, column: str, args) -> dict:
                    [sample], [], replay_train=frames)
     t["stress"] = t["step"] - phonon_phases(flat, sample, args.device, args.repeats)["step"] if w.stress > 0 else 0.0
     replay = cycle_batches(trainer.replay_train, settings.replay_batch_atoms, np.random.default_rng(1))
-    t["replay"] = _timed(lambda: trainer._replay_step(next(replay)), args.device, args.repeats)
+    t["replay"] = median_time(lambda: trainer._replay_step(next(replay)), args.device, args.repeats)
     t.update(ef_costs(trainer, sample, args.device, args.repeats))
     t["replay_steps"] = settings.replay_steps
     t["step/EF"] = t["step"] / t["EF"]
