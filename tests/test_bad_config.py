@@ -243,6 +243,7 @@ def _materials(proc: subprocess.CompletedProcess) -> set[str]:
     (), ("config/config.yaml", "config/kappa103.yaml"), ("config/config.yaml", "config/kappa103-quick.yaml"),
     ("config/config.yaml", "config/replay-ablation.yaml"),
     ("config/config.yaml", "config/replay-ablation.yaml", "config/replay-ablation-upstream.yaml"),
+    ("config/config.yaml", "config/replay-splits.yaml"),
 ])
 def test_shipped_configs_plan(wf_copy, files):
     """The demo (no --configfile) and each documented overlay command plan offline."""

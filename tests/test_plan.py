@@ -110,7 +110,7 @@ def _decoders():
             "figures": FigureSet.from_dict}
 
 
-@pytest.mark.parametrize("files", [(), ("replay-ablation.yaml",), ("kappa103-quick.yaml",)])
+@pytest.mark.parametrize("files", [(), ("replay-ablation.yaml",), ("replay-splits.yaml",), ("kappa103-quick.yaml",)])
 def test_every_rule_settings_decode(files):
     """Each rule's --settings, for every wildcard value, survive JSON and decode in their action."""
     plan = Plan(load_config(*files), base_dir=str(REPO))
@@ -161,6 +161,18 @@ def test_replay_ablation_plan():
     # kappa is off here, so Si-PBE-fc3 joins the replay pool; the scored SiO2-HP never does
     pool = plan.replay_materials("chgnet-pft")
     assert "Si-PBE-fc3" in pool and "SiO2-HP" not in pool
+
+
+def test_replay_splits_plan():
+    """The split study: 4 variants per split seed, and every material held out at least once."""
+    plan = Plan(load_config("replay-splits.yaml"))
+    study = {r for r in plan.runs if r != "chgnet-pft"}
+    assert study == {f"{v}-s{k}" for v in ("pft-vc8", "noreplay", "noreplay-unbounded") for k in (0, 1, 3)} | {
+        "pft-s1", "pft-s3"}
+    tests = {k: set(plan.splits[f"noreplay-s{k}"].test) for k in (0, 1, 3)}
+    assert tests[0] == set(plan.splits["chgnet-pft"].test) and tests[1] == set(plan.splits["pft-s1"].test)
+    assert set().union(*tests.values()) == set(plan.splits["chgnet-pft"].all)
+    assert plan.splits["pft-vc8-s3"].test == plan.splits["noreplay-unbounded-s3"].test
 
 
 def test_extra_models_and_config_errors():
