@@ -167,7 +167,7 @@ def test_replay_splits_plan():
     """The split study: 4 variants per split seed, and every material held out at least once."""
     plan = Plan(load_config("replay-splits.yaml"))
     study = {r for r in plan.runs if r != "chgnet-pft"}
-    assert study == {f"{v}-s{k}" for v in ("pft-vc8", "noreplay", "noreplay-unbounded") for k in (0, 1, 3)} | {
+    assert study == {f"{v}-s{k}" for v in ("pft-vc8", "pft-r2", "noreplay", "noreplay-unbounded") for k in (0, 1, 3)} | {
         "pft-s1", "pft-s3"}
     tests = {k: set(plan.splits[f"noreplay-s{k}"].test) for k in (0, 1, 3)}
     assert tests[0] == set(plan.splits["chgnet-pft"].test) and tests[1] == set(plan.splits["pft-s1"].test)
