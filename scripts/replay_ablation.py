@@ -88,7 +88,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SPLIT_VARIANTS = ("pft", "pft-vc8", "pft-r2", "noreplay", "noreplay-unbounded")
+SPLIT_VARIANTS = ("pft", "pft-vc8", "pft-r2", "pft-el1", "pft-el5", "noreplay", "noreplay-unbounded")
 ALIASES = {"chgnet-pft": "pft-s0"}  # the demo run is split seed 0 of the default variant
 
 

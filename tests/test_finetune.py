@@ -51,12 +51,35 @@ def test_near_field_weights():
     np.testing.assert_allclose(atom_weights(d, 2, "distance", 4.0).ravel(), np.exp(-np.array([5, 3, 0]) / 4))
 
 
+def test_energy_huber_delta_shapes_the_energy_term_only():
+    """huber_delta shapes forces and stress, energy_huber_delta the energy term (None: MAE)."""
+    from phonft.finetune.objective import Labels, label_terms
+    from phonft.models.base import Outputs
+
+    out = Outputs(energy=torch.tensor([0.0, 0.0], dtype=torch.float64),
+                  forces=torch.zeros(3, 3, dtype=torch.float64), stress=None, positions=None)
+    labels = Labels(energy_eV=torch.tensor([0.02, 2.0], dtype=torch.float64),
+                    forces_eV_A=torch.full((3, 3), 0.05, dtype=torch.float64), stress_eV_A3=None)
+    n_atoms = torch.tensor([2, 2])
+    per_atom = np.array([0.01, 1.0])
+
+    def terms(**kw):
+        t, _ = label_terms(out, labels, n_atoms, LossWeights(energy=1.0, forces=1.0, stress=0.0, **kw))
+        return float(t["energy"][0]), float(t["forces"][0])
+
+    huber = lambda e, d: np.where(abs(e) < d, 0.5 * e**2, d * (abs(e) - 0.5 * d)).mean()  # noqa: E731
+    e, f = terms(huber_delta=0.1, energy_huber_delta=None)
+    assert e == pytest.approx(per_atom.mean()) and f == pytest.approx(0.5 * 0.05**2)
+    e, f = terms(huber_delta=None, energy_huber_delta=0.1)
+    assert e == pytest.approx(huber(per_atom, 0.1)) and f == pytest.approx(0.05)
+
+
 def test_train_settings_digest_and_defaults():
     a = TrainSettings()
     assert (a.phonon_weights.energy, a.phonon_weights.forces, a.phonon_weights.stress, a.phonon_weights.hessian) == (
         0, 20, 5, 100)
     r = a.replay_weights
-    assert (r.energy, r.forces, r.stress, r.huber_delta) == (20000, 200, 50, 0.1)
+    assert (r.energy, r.forces, r.stress, r.huber_delta, r.energy_huber_delta) == (20000, 200, 50, 0.1, 0.1)
     assert (a.max_drift.energy_eV_atom, a.max_drift.force_eV_A) == (0.002, 0.01)
     assert (a.lr, a.weight_decay, a.grad_clip, a.ema_decay, a.replay_steps) == (1e-4, 1e-3, 100, 0.999, 4)
     assert a.column == "hvp" and TrainSettings(base_model="mace:x.model").column == "hvp"

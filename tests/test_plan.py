@@ -164,11 +164,11 @@ def test_replay_ablation_plan():
 
 
 def test_replay_splits_plan():
-    """The split study: 4 variants per split seed, and every material held out at least once."""
+    """The split study: 7 variants per split seed, and every material held out at least once."""
     plan = Plan(load_config("replay-splits.yaml"))
+    variants = ("pft-vc8", "pft-r2", "pft-el1", "pft-el5", "noreplay", "noreplay-unbounded")
     study = {r for r in plan.runs if r != "chgnet-pft"}
-    assert study == {f"{v}-s{k}" for v in ("pft-vc8", "pft-r2", "noreplay", "noreplay-unbounded") for k in (0, 1, 3)} | {
-        "pft-s1", "pft-s3"}
+    assert study == {f"{v}-s{k}" for v in variants for k in (0, 1, 3)} | {"pft-s1", "pft-s3"}
     tests = {k: set(plan.splits[f"noreplay-s{k}"].test) for k in (0, 1, 3)}
     assert tests[0] == set(plan.splits["chgnet-pft"].test) and tests[1] == set(plan.splits["pft-s1"].test)
     assert set().union(*tests.values()) == set(plan.splits["chgnet-pft"].all)

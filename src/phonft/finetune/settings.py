@@ -30,7 +30,8 @@ LORA_TARGETS = ("all", "radial_only")
 
 @dataclass(frozen=True)
 class LossWeights(Protocol):
-    """Weights of the loss terms; ``huber_delta`` None means plain MAE terms.
+    """Weights of the loss terms; ``huber_delta`` is the Huber delta of the force, stress
+    and Hessian terms, ``energy_huber_delta`` that of the energy term (None: plain MAE).
 
     Energies enter per atom (eV/atom), forces per component (eV/Å), stresses per
     component (eV/Å³) and Hessian entries per component (eV/Å²).
@@ -42,6 +43,7 @@ class LossWeights(Protocol):
     stress: float = 5.0
     hessian: float = 100.0
     huber_delta: float | None = None
+    energy_huber_delta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class LoRASettings(Protocol):
                               "or use all / radial_only.")
 
 
-REPLAY_WEIGHTS = LossWeights(energy=20000.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1)
+REPLAY_WEIGHTS = LossWeights(energy=20000.0, forces=200.0, stress=50.0, hessian=0.0, huber_delta=0.1,
+                             energy_huber_delta=0.1)
 
 RATTLED_WEIGHTS = LossWeights(energy=1.0, forces=100.0, stress=1.0, hessian=0.0, huber_delta=None)
 """Weights of the rattled E/F/S loss (George et al.'s objective on the augment frames).
