@@ -67,7 +67,7 @@ def test_energy_huber_delta_shapes_the_energy_term_only():
         t, _ = label_terms(out, labels, n_atoms, LossWeights(energy=1.0, forces=1.0, stress=0.0, **kw))
         return float(t["energy"][0]), float(t["forces"][0])
 
-    huber = lambda e, d: np.where(abs(e) < d, 0.5 * e**2, d * (abs(e) - 0.5 * d)).mean()  # noqa: E731
+    huber = lambda e, d: np.where(abs(e) < d, 0.5 * e**2, d * (abs(e) - 0.5 * d)).mean()
     e, f = terms(huber_delta=0.1, energy_huber_delta=None)
     assert e == pytest.approx(per_atom.mean()) and f == pytest.approx(0.5 * 0.05**2)
     e, f = terms(huber_delta=None, energy_huber_delta=0.1)
