@@ -111,13 +111,19 @@ def by_split(results: Path, split: str) -> list[dict]:
         changes = {seed: r["mean_change_percent"] for seed, r in per_seed.items()}
         rows.append({"variant": variant, "runs": runs, "replay": next(iter(per_seed.values()))["replay"],
                      "change_by_seed": changes, "mean_change_percent": sum(changes.values()) / len(changes),
-                     "max_drift_force_meV_A": max(r["drift_force_meV_A"] or 0.0 for r in per_seed.values()),
-                     "max_drift_energy_meV_atom": max(r["drift_energy_meV_atom"] or 0.0 for r in per_seed.values()),
-                     "mean_drift_force_meV_A": sum(r["drift_force_meV_A"] or 0.0 for r in per_seed.values()) / len(per_seed),
-                     "mean_drift_energy_meV_atom": sum(r["drift_energy_meV_atom"] or 0.0 for r in per_seed.values()) / len(per_seed),
+                     **_drift_stats(list(per_seed.values())),
                      "test": {seed: r["test"] for seed, r in per_seed.items()}})
     order = {v: i for i, v in enumerate(SPLIT_VARIANTS)}
     return sorted(rows, key=lambda r: (order.get(r["variant"], len(order)), r["variant"]))
+
+
+def _drift_stats(rows: list[dict]) -> dict[str, float]:
+    """``mean_<key>`` and ``max_<key>`` over the runs of a variant, for both drift keys (None counts 0)."""
+    stats = {}
+    for key in ("drift_force_meV_A", "drift_energy_meV_atom"):
+        values = [r[key] or 0.0 for r in rows]
+        stats[f"max_{key}"], stats[f"mean_{key}"] = max(values), sum(values) / len(values)
+    return stats
 
 
 def split_markdown(rows: list[dict]) -> str:
@@ -144,13 +150,15 @@ def main() -> None:
     ap.add_argument("--results", default="results")
     ap.add_argument("--split", default="test", help="which split role's MAEs to report (test, val, unseen)")
     ap.add_argument("--out", default=None, help="JSON of the rows (default results/ablation/replay_<kind>.json)")
-    ap.add_argument("--by-split", action="store_true", help="one row per variant across split seeds (config/replay-splits.yaml)")
+    ap.add_argument("--by-split", action="store_true",
+                    help="one row per variant across split seeds (config/replay-splits.yaml)")
     args = ap.parse_args()
     results = Path(args.results)
     if args.by_split:
         rows = by_split(results, args.split)
         if not rows:
-            raise SystemExit("no <variant>-s<k> run has results yet: run `snakemake --configfile config/config.yaml config/replay-splits.yaml` first")
+            raise SystemExit("no <variant>-s<k> run has results yet: run `snakemake --configfile config/config.yaml "
+                             "config/replay-splits.yaml` first")
         print(split_markdown(rows))
         _write(Path(args.out or results / "ablation" / "replay_splits.json"), rows)
         return

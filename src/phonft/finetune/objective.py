@@ -7,7 +7,8 @@ The phonon objective of a batch of reference supercells, with ``w = settings.pho
          + w.stress  · L_S(stress, labels)    if w.stress > 0             eV/Å³ components
 
 Each ``L`` is a mean absolute error, or a mean Huber loss with ``w.huber_delta``
-(``w.energy_huber_delta`` for the replay and rattled energy terms; :mod:`phonft.finetune.losses`). Its three switches are read in one place each:
+(``w.energy_huber_delta`` for the replay and rattled energy terms;
+:mod:`phonft.finetune.losses`). Its three switches are read in one place each:
 
 * **column mode** (``settings.column``, :func:`predicted_columns`): ``hvp``, the exact
   Hessian column by one Hessian-vector product through the batched graph; ``fd``, the
@@ -178,8 +179,8 @@ def label_terms(out: Outputs, labels: Labels, n_atoms: torch.Tensor, w: LossWeig
     parts: dict[str, float] = {}
     if labels.energy_eV is not None:
         n = n_atoms.to(out.energy.dtype)
-        terms["energy"] = (w.energy * losses.energy_loss(out.energy, labels.energy_eV, n_atoms, w.energy_huber_delta),
-                           float(labels.energy_eV.numel()))
+        energy = losses.energy_loss(out.energy, labels.energy_eV, n_atoms, w.energy_huber_delta)
+        terms["energy"] = (w.energy * energy, float(labels.energy_eV.numel()))
         parts["energy_mae"] = _f(torch.abs((out.energy - labels.energy_eV) / n).mean())
     if labels.forces_eV_A is not None:
         terms["forces"] = (w.forces * losses.force_loss(out.forces, labels.forces_eV_A, w.huber_delta),

@@ -12,10 +12,10 @@ With ``w = settings.rattled_weights``, the loss of a batch of frames is::
          + w.forces · L_F(every frame's atoms)      eV/Å components
          + w.stress · L_S(frames with REF_stress)   eV/Å³ components (if w.stress > 0)
 
-Each ``L`` is a mean (MAE, or Huber with ``w.huber_delta``; ``w.energy_huber_delta`` for L_E) over the entries that carry a
-label: the label mask is per frame, so a frame without an energy adds nothing to the
-energy term nor to its count, and a batch mixing frames with and without energies fits
-the mean over those that have one. The terms are named ``rattled_energy``,
+Each ``L`` is a mean (MAE, or Huber with ``w.huber_delta``; ``w.energy_huber_delta`` for
+L_E) over the entries that carry a label: the label mask is per frame, so a frame without
+an energy adds nothing to the energy term nor to its count, and a batch mixing frames with
+and without energies fits the mean over those that have one. The terms are named ``rattled_energy``,
 ``rattled_forces`` and ``rattled_stress`` with their entry counts, so that under
 ``objective: both`` they sit beside the phonon step's terms
 (:func:`combine`) and data-parallel ranks pool them exactly
