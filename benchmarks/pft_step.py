@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -161,26 +162,64 @@ def run_breakdown(args) -> list[dict]:
     return rows
 
 
+def _timed_steps(trainer: Trainer) -> list[tuple[str, float]]:
+    """Wrap the trainer's phonon and replay steps with timers; the log they fill:
+    (the phonon batch's formula, or ``replay``; seconds)."""
+    log: list[tuple[str, float]] = []
+    phonon, replay = trainer._phonon_step, trainer._replay_step
+
+    def timed_phonon(samples, *a, **k):
+        t0 = time.perf_counter()
+        row = phonon(samples, *a, **k)
+        log.append(("+".join(s.atoms.get_chemical_formula() for s in samples), time.perf_counter() - t0))
+        return row
+
+    def timed_replay(samples):
+        t0 = time.perf_counter()
+        replay(samples)
+        log.append(("replay", time.perf_counter() - t0))
+
+    trainer._phonon_step, trainer._replay_step = timed_phonon, timed_replay
+    return log
+
+
 def run_epoch(args) -> list[dict]:
-    """Wall time of one epoch of a 16-material, ~400-atom run with today's default settings."""
+    """Wall time of one epoch of a 16-material, ~400-atom run with today's default settings,
+    split into its phonon steps (per material) and replay steps."""
+    import resource
+
     samples = epoch_samples(args.epoch_materials)
     elements = {s for sample in samples for s in sample.atoms.get_chemical_symbols()} | {"Mg", "O"}
     model = make_model(args.models[0], args.dtypes[0], args.device, elements)
     settings = TrainSettings(**({} if args.epoch_column == "auto" else {"column": args.epoch_column}))
     trainer = Trainer(model, settings, samples, [], replay_train=replay_frames(model))
+    log = _timed_steps(trainer)
+    epoch_seconds = []
     with reproducible():
-        sync(args.device)
-        t0 = time.perf_counter()
-        rows = trainer.train_epoch(1)
-        sync(args.device)
-        seconds = time.perf_counter() - t0
+        for epoch in range(1, args.epoch_count + 1):
+            log.clear()
+            sync(args.device)
+            t0 = time.perf_counter()
+            rows = trainer.train_epoch(epoch)
+            sync(args.device)
+            epoch_seconds.append(time.perf_counter() - t0)
+    seconds = epoch_seconds[-1]
+    by_material: dict[str, float] = {}
+    for name, dt in log:
+        by_material[name] = by_material.get(name, 0.0) + dt
+    replay_s = by_material.pop("replay", 0.0)
     out = {"model": model.spec, "dtype": args.dtypes[0], "column": settings.column, "materials": len(samples),
            "mean_atoms": float(np.mean([s.n_atoms for s in samples])), "phonon_steps": len(rows),
-           "replay_steps": settings.replay_steps * len(rows), "epoch_s": seconds, "s_per_phonon_step": seconds / len(rows),
+           "replay_steps": settings.replay_steps * len(rows), "epoch_s": seconds, "epochs_s": epoch_seconds, "s_per_phonon_step": seconds / len(rows),
+           "phonon_s": sum(by_material.values()), "replay_s": replay_s,
+           "peak_rss_GiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
            "train_loss": float(np.mean([r["loss"] for r in rows])),
            "train_hessian_mae": float(np.mean([r["hessian_mae"] for r in rows]))}
-    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()), flush=True)
-    return [out]
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()
+                   if k != "epochs_s"), flush=True)
+    print("phonon step seconds by material (both copies): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_material.items(), key=lambda kv: -kv[1])), flush=True)
+    return [{**out, "phonon_s_by_material": by_material}]
 
 
 def main() -> None:
@@ -192,11 +231,16 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     ap.add_argument("--columns", nargs="+", default=["hvp", "fd"], choices=["hvp", "fd"])
     ap.add_argument("--threads", type=int, help="torch threads (phonft --threads: intra-op N, inter-op 1)")
+    ap.add_argument("--malloc", default="tuned", choices=["tuned", "system"],
+                    help="glibc allocator tuning, as the phonft CLI applies it (PHONFT_MALLOC; default tuned)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", metavar="OUT", help="also write the rows and the machine to this JSON file")
     ap.add_argument("--epoch", action="store_true", help="time one epoch of a 16-material, ~400-atom run")
     ap.add_argument("--epoch-materials", type=int, default=16, help="samples in the --epoch run (default 16)")
     ap.add_argument("--epoch-column", default="auto", choices=["auto", "hvp", "fd"])
+    ap.add_argument("--epoch-count", type=int, default=1,
+                    help="--epoch: train this many epochs and report the last (default 1; 2 gives the steady state, "
+                         "after the first epoch has grown the process's memory)")
     ap.add_argument("--losses", action="store_true", help="the former four-loss table (Si, one dtype)")
     ap.add_argument("--no-full", action="store_true", help="--losses: skip the full-Hessian loss")
     args = ap.parse_args()
@@ -204,7 +248,12 @@ def main() -> None:
         from phonft.cliutils import pin_threads
 
         pin_threads(args.threads)
-    machine = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    from phonft.cliutils import tune_malloc
+
+    malloc = "tuned" if tune_malloc(args.malloc) else "system"
+    if os.environ.get("LD_PRELOAD"):
+        malloc = os.path.basename(os.environ["LD_PRELOAD"])
+    machine = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc": malloc}
     print(" ".join(f"{k}={v}" for k, v in machine.items()), flush=True)
     if args.losses:
         from pft_losses import run_losses

@@ -28,6 +28,7 @@ from phonft.cliutils import (
     pin_threads,
     read_settings,
     setup_logging,
+    tune_malloc,
 )
 from phonft.errors import ConfigError, PhonftError
 from phonft.plan import FigureSet
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
         check_output_path(getattr(args, "out", None), "--out", getattr(args, "out_kind", "folder"))
         pin_threads(getattr(args, "threads", None))
+        tune_malloc()
         args.func(args)
     except PhonftError as exc:
         return _fail(args, exc)

@@ -50,6 +50,41 @@ def pin_threads(n: int | None) -> None:
         pass
 
 
+#: glibc ``mallopt`` parameters (malloc.h) and the values :func:`tune_malloc` sets.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+MALLOC_TUNING = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: -1, _M_TOP_PAD: 2**30}
+MALLOC_MODES = ("tuned", "system")
+
+
+def tune_malloc(mode: str | None = None) -> bool:
+    """Keep freed tensor memory in the process (glibc ``mallopt``): the allocator tuning of
+    ``PHONFT_MALLOC`` (``tuned``, the default, or ``system``). Returns whether it was applied.
+
+    A PFT step allocates and frees thousands of 10–60 MB tensors. glibc serves blocks above
+    its mmap threshold (at most 32 MB) with fresh ``mmap`` pages and returns them on free,
+    so every such tensor is zero-filled page by page again. ``tuned`` serves every block from
+    the heap (``M_MMAP_MAX`` 0) and returns heap memory to the system only above 2 GiB
+    free (``M_TRIM_THRESHOLD``); the peak resident memory is unchanged
+    (benchmarks/README.md, ``malloc.py``). Numbers never change: only where memory comes
+    from. Not glibc (macOS, musl) or ``system``: nothing is changed.
+    """
+    mode = mode or os.environ.get("PHONFT_MALLOC") or "tuned"
+    if mode not in MALLOC_MODES:
+        raise ConfigError(f"PHONFT_MALLOC must be one of {MALLOC_MODES}, not {mode!r}. "
+                          "Fix: unset it (tuned) or set PHONFT_MALLOC=system.")
+    if mode == "system" or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: musl has mallopt but ignores these parameters
+        return False
+    return all(libc.mallopt(param, value) == 1 for param, value in MALLOC_TUNING.items())
+
+
 def setup_logging(logfile: str | None, verbose: bool) -> None:
     """Log to stderr (and ``logfile`` when given), at DEBUG when ``verbose`` else INFO."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
