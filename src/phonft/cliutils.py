@@ -62,11 +62,12 @@ def tune_malloc(mode: str | None = None) -> bool:
 
     A PFT step allocates and frees thousands of 10–60 MB tensors. glibc serves blocks above
     its mmap threshold (at most 32 MB) with fresh ``mmap`` pages and returns them on free,
-    so every such tensor is zero-filled page by page again. ``tuned`` serves every block from
-    the heap (``M_MMAP_MAX`` 0) and returns heap memory to the system only above 2 GiB
-    free (``M_TRIM_THRESHOLD``); the peak resident memory is unchanged
-    (benchmarks/README.md, ``malloc.py``). Numbers never change: only where memory comes
-    from. Not glibc (macOS, musl) or ``system``: nothing is changed.
+    and trims the heap top, so every such tensor is zero-filled page by page again.
+    ``tuned`` serves every block from the heap (``M_MMAP_MAX`` 0), never trims it
+    (``M_TRIM_THRESHOLD`` -1, read by glibc as the largest size) and grows it 1 GiB at a
+    time (``M_TOP_PAD``). The peak resident memory is unchanged, and a real-size epoch runs
+    1.5x faster (benchmarks/README.md, ``malloc.py``). No number changes, only where
+    memory comes from. Not glibc (macOS, musl) or ``system``: nothing is changed.
     """
     mode = mode or os.environ.get("PHONFT_MALLOC") or "tuned"
     if mode not in MALLOC_MODES:
