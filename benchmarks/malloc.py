@@ -2,7 +2,7 @@
 """One real-size epoch under each memory allocator, in one run: glibc as it comes
 (``PHONFT_MALLOC=system``), glibc tuned the way the phonft CLI tunes it (``tuned``,
 :func:`phonft.cliutils.tune_malloc`), and tcmalloc or jemalloc through ``LD_PRELOAD`` when
-the library is installed (``--preload``).
+the library is installed (``--variants``; a variant whose library is absent is skipped).
 
 The allocator is a property of the process, so each variant is its own
 ``benchmarks/pft_step.py --epoch`` process, run one after another (never side by side);

@@ -43,12 +43,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pft_cases import median_time, mgo_sample, replay_frames
+from pft_step import make_model
 
 from phonft.cliutils import pin_threads, tune_malloc
 from phonft.finetune.columns import sample_columns
 from phonft.finetune.settings import TrainSettings
 from phonft.finetune.trainer import Trainer
-from phonft.models import load_model
 
 KINDS = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"),
          "scatter/gather": ("aten::index_add_", "aten::index_select", "aten::_index_put_impl_", "aten::scatter",
@@ -157,8 +157,7 @@ def _flat_grad(loss: torch.Tensor, params) -> torch.Tensor:
 
 def energy_fd_error(spec: str, n_atoms: int, dtype: str, h: float) -> tuple[float, float]:
     """Relative error and cosine of the four-energy gradient of ``u·Hv`` against the exact one."""
-    opts = {"elements": ["Mg", "O"], "num_channels": 32, "r_max": 5.0} if spec == "mace-small" else None
-    model = load_model(spec, dtype=dtype, options=opts)
+    model = make_model(spec, dtype, "cpu", {"Mg", "O"})
     params = model.trainable_parameters()
     atoms = mgo_sample(n_atoms).atoms
     u = np.random.default_rng(0).normal(size=(n_atoms, 3))
@@ -206,7 +205,7 @@ def main() -> None:
     if args.energy_fd:
         run_energy_fd(args.model, args.atoms, args.h)
         return
-    model = load_model("chgnet", dtype=args.dtype)
+    model = make_model("chgnet", args.dtype, "cpu", {"Mg", "O"})
     sample = mgo_sample(args.atoms)
     if args.fwd_ad:
         run_fwd_ad(model, sample, args.repeats)

@@ -8,7 +8,6 @@ fresh ``mmap`` returned on free.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -16,10 +15,9 @@ import sys
 
 import pytest
 
-from phonft.cliutils import tune_malloc
+from phonft.cliutils import glibc, tune_malloc
 
-GLIBC = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
-needs_glibc = pytest.mark.skipif(not GLIBC, reason="glibc only (mallopt, mallinfo2)")
+needs_glibc = pytest.mark.skipif(glibc() is None, reason="glibc only (mallopt, mallinfo2)")
 
 PROBE = """
 import ctypes, json, sys

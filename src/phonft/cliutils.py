@@ -73,17 +73,24 @@ def tune_malloc(mode: str | None = None) -> bool:
     if mode not in MALLOC_MODES:
         raise ConfigError(f"PHONFT_MALLOC must be one of {MALLOC_MODES}, not {mode!r}. "
                           "Fix: unset it (tuned) or set PHONFT_MALLOC=system.")
-    if mode == "system" or not sys.platform.startswith("linux"):
+    libc = glibc() if mode == "tuned" else None
+    if libc is None:
         return False
+    return all(libc.mallopt(param, value) == 1 for param, value in MALLOC_TUNING.items())
+
+
+def glibc():
+    """This process's C library as a ``ctypes.CDLL`` when it is glibc on Linux, else None
+    (musl has ``mallopt`` but ignores :data:`MALLOC_TUNING`'s parameters)."""
+    if not sys.platform.startswith("linux"):
+        return None
     import ctypes
 
     try:
         libc = ctypes.CDLL(None)
     except OSError:
-        return False
-    if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: musl has mallopt but ignores these parameters
-        return False
-    return all(libc.mallopt(param, value) == 1 for param, value in MALLOC_TUNING.items())
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
 def setup_logging(logfile: str | None, verbose: bool) -> None:
